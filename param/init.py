@@ -1,0 +1,23 @@
+"""Initialise a model's tensors from the table's init column (by name, so it works on any
+wrapper the name survives)."""
+
+from __future__ import annotations
+
+import torch
+
+from model import clean_name
+
+
+@torch.no_grad()
+def apply_init(model: torch.nn.Module, table, generator: torch.Generator | None = None) -> None:
+    rows = table.by_name()
+    for name, t in model.named_parameters():
+        row = rows[clean_name(name)]
+        if row.init == "normal":
+            t.normal_(0.0, row.init_std, generator=generator)
+        elif row.init == "zeros":
+            t.zero_()
+        elif row.init == "ones":
+            t.fill_(1.0)
+        else:
+            raise ValueError(f"unknown init {row.init!r} for {name}")

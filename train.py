@@ -1,0 +1,246 @@
+"""Train a GPT-2: config -> data -> model -> table -> optimizer -> steps.
+
+    python train.py                                   # char-level Shakespeare on CPU, a few minutes
+    python train.py model.width=256 model.depth=8 optim.lr=3e-3
+    python train.py -m optim.lr=1e-3,3e-3             # Hydra multirun
+    python train.py hydra.run.dir=outputs/X train.resume=auto   # continue a run
+
+Records in the Hydra run dir: .hydra/, param_table.json, metrics.jsonl, summary.json, checkpoints/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import cli
+import data
+from model import GPT, count_params, flops_per_token
+from optim import build_optimizer, lr_factor, set_lr
+from param import apply_init, build_table, model_config
+from records import MetricsLog, latest_checkpoint, load_checkpoint, make_logger, save_checkpoint, write_json_atomic
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise cli.UserError("train.device=mps but MPS is not available: use train.device=cpu")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB (process RSS)
+
+
+@torch.no_grad()
+def evaluate(model, windows, cfg, batch_size: int, device, autocast) -> float:
+    """Mean val loss over eval_iters fixed batches (the same windows at every evaluation)."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    for i in range(cfg.train.eval_iters):
+        x, y = windows.batch(batch_size, seed=cfg.seed, step=i)
+        with autocast:
+            _, loss = model(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        total += loss.float()
+    model.train()
+    return (total / cfg.train.eval_iters).item()
+
+
+def _resume_path(cfg, ckpt_root: Path) -> Path | None:
+    r = cfg.train.resume
+    if r in (None, False, "none"):
+        return None
+    if r == "auto":
+        return latest_checkpoint(ckpt_root)  # None: nothing yet, start fresh
+    path = Path(r)
+    if not (path / "state.pt").exists() and not path.is_file():
+        raise cli.UserError(f"train.resume={r}: no checkpoint there; use train.resume=auto or a checkpoints/step_N dir")
+    return path
+
+
+def run(cfg, run_dir: Path) -> dict:
+    """Train one model; returns the summary (also written to run_dir/summary.json)."""
+    cli.check_config(cfg)
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(int(tc.threads))
+    device = resolve_device(tc.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on Ampere and newer
+        torch.backends.cudnn.allow_tf32 = True
+    if tc.dtype == "fp16" and device.type != "cuda":
+        raise cli.UserError("train.dtype=fp16 needs a CUDA device: use train.dtype=bf16 or fp32 on CPU")
+    autocast = (
+        torch.autocast(device.type, dtype=DTYPES[tc.dtype]) if tc.dtype != "fp32" else contextlib.nullcontext()
+    )
+
+    # data -> table -> model -> optimizer
+    data_dir = data.ensure_prepared(cfg.data)
+    vocab = cli.vocab_size(cfg)
+    meta = data.load_meta(data_dir)
+    if vocab < meta["vocab_size"]:
+        raise cli.UserError(f"model.vocab_size={vocab} is smaller than the data's vocabulary ({meta['vocab_size']}): leave it null")
+    table = build_table(cfg, vocab)
+    write_json_atomic(run_dir / "param_table.json", table.to_dict())
+    (run_dir / "param_table.txt").write_text(table.format() + "\n")
+    torch.manual_seed(cfg.seed)
+    model = GPT(model_config(cfg.model, vocab), table.scales())
+    apply_init(model, table)
+    model.to(device)
+    optimizer = build_optimizer(cfg, model, table, device.type)
+    scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
+    train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)
+    val_windows = data.TokenWindows(data_dir, "val", cfg.model.context)
+    micro_bs = tc.batch_size // tc.grad_accum
+    tokens_per_step = tc.batch_size * cfg.model.context
+
+    # resume: model, optimizer, step, RNG; batches depend only on (seed, step, micro)
+    ckpt_root = run_dir / "checkpoints"
+    metrics = MetricsLog(run_dir)
+    start, first_loss, best_val, val_loss, train_time = 0, None, math.inf, None, 0.0
+    resume = _resume_path(cfg, ckpt_root)
+    if resume is not None:
+        state = load_checkpoint(resume)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        start, first_loss, best_val, val_loss = state["step"], state["first_loss"], state["best_val"], state["val_loss"]
+        train_time = state["train_time"]
+        moved = metrics.rewind(start)
+        print(f"resumed from {resume} at step {start}" + (f" ({moved} later records moved to metrics.superseded.jsonl)" if moved else ""))
+    step_model = torch.compile(model) if tc.compile else model
+    logger = make_logger(cfg, run_dir)
+    n_params = count_params(model)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(ckpt_root, step, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "train_time": train_time,
+            "config": cli.to_container(cfg),
+        }, keep=tc.ckpt_keep)
+
+    def log(record: dict) -> None:
+        metrics.write(record)
+        logger.log(record, step=record["step"])
+
+    if start == 0:
+        val_loss = best_val = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast)
+        log({"step": 0, "tokens": 0, "val_loss": val_loss, "elapsed": time.time() - t0})
+
+    # the hot loop: no host sync except at log / eval / checkpoint steps
+    from tqdm import tqdm
+
+    bar = tqdm(total=tc.steps, initial=start, disable=not tc.progress or None, dynamic_ncols=True, unit="step")
+    params = list(model.parameters())
+    loss_sum, n_sum, grad_norm = torch.zeros((), device=device), 0, None
+    diverged, done, last_log_step, last_log_time, paused = False, start, start, time.time(), 0.0
+    for step in range(start, tc.steps):
+        done = step + 1
+        is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps
+        set_lr(optimizer, lr_factor(step, tc.steps, cfg.schedule))
+        for micro in range(tc.grad_accum):
+            x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast:
+                _, loss = step_model(x, y)
+            loss_sum += loss.detach().float() / tc.grad_accum
+            scaler.scale(loss / tc.grad_accum).backward()
+        if tc.grad_clip > 0 or is_log:
+            scaler.unscale_(optimizer)
+            max_norm = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure only
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        n_sum += 1
+        bar.update(1)
+
+        if is_log:
+            now = time.time()
+            train_loss = (loss_sum / n_sum).item()
+            interval = max(now - last_log_time - paused, 1e-9)  # eval and checkpoint time excluded
+            train_time += interval
+            tok_s = (done - last_log_step) * tokens_per_step / interval
+            first_loss = train_loss if first_loss is None else first_loss
+            log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
+                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": lr_factor(step, tc.steps, cfg.schedule),
+                 "grad_norm": grad_norm.item(), "tok_per_s": tok_s, "elapsed": now - t0})
+            bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
+            loss_sum.zero_()
+            n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
+            if not math.isfinite(train_loss) or train_loss > tc.diverge_factor * first_loss:
+                diverged = True
+                bar.write(f"diverged at step {done}: train loss {train_loss:.4g} (first {first_loss:.4g}); stopping")
+                break
+
+        pause_start = time.time()
+        if done % tc.eval_interval == 0 or done == tc.steps:
+            val_loss = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast)
+            best_val = min(best_val, val_loss)
+            log({"step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "elapsed": time.time() - t0})
+            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if not math.isfinite(val_loss):
+                diverged = True
+                bar.write(f"diverged at step {done}: val loss {val_loss}; stopping")
+                break
+        if (tc.ckpt_interval and done % tc.ckpt_interval == 0) or done == tc.steps:
+            checkpoint(done)
+        paused += time.time() - pause_start
+    bar.close()
+    metrics.close()
+
+    summary = {
+        "final_val_loss": val_loss, "best_val_loss": best_val, "diverged": diverged,
+        "steps": done, "tokens": done * tokens_per_step,
+        "tok_per_s": done * tokens_per_step / train_time if train_time > 0 else None,
+        "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0,
+        "params_non_embedding": n_params, "flops_per_token": flops_per_token(model), "device": str(device),
+        "config": {
+            "data": cfg.data.name, "param": cfg.param.name, "optim": cfg.optim.name, "lr": cfg.optim.lr,
+            "weight_decay": cfg.optim.weight_decay, "width": cfg.model.width, "depth": cfg.model.depth,
+            "context": cfg.model.context, "batch_size": tc.batch_size, "steps": tc.steps, "seed": cfg.seed, "dtype": tc.dtype,
+        },
+        "run_dir": str(run_dir),
+    }
+    write_json_atomic(run_dir / "summary.json", summary)
+    logger.summary(summary)
+    logger.finish()
+    return summary
+
+
+def _report(summary: dict) -> None:
+    state = "DIVERGED" if summary["diverged"] else "done"
+    val = summary["final_val_loss"]
+    print(f"{state}: run dir {summary['run_dir']}  final val loss {val:.4f}" if val is not None else f"{state}: run dir {summary['run_dir']}")
+
+
+if __name__ == "__main__":
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(version_base=None, config_path="conf", config_name="config")
+    def main(cfg) -> float:
+        summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
+        _report(summary)
+        return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers
+
+    cli.guard(cli.check_overrides)(sys.argv[1:])
+    main()
