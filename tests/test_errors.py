@@ -23,7 +23,7 @@ def one_line_error(capsys, *overrides) -> str:
         (["model.widht=256"], "did you mean model.width?"),
         (["optim.learning_rate=1e-3"], "optim."),
         (["param=mupp"], "choose one of"),
-        (["model.width=100"], "multiple of 64"),
+        (["model.width=100"], "multiple of 32"),
         (["model.depth=0"], "model.depth=0 must be a positive integer"),
         (["optim.lr=0"], "optim.lr=0 must be a positive number"),
         (["optim.lr=-1e-3"], "must be a positive number"),
