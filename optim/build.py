@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import torch
 
+from cli import UserError
 from model import clean_name
 
 
@@ -36,8 +37,15 @@ def param_groups(model: torch.nn.Module, table) -> list[dict]:
 def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str) -> torch.optim.Optimizer:
     o = cfg.optim
     groups = param_groups(model, table)
-    if o.name == "adamw":
-        # fused kernels on CUDA; foreach (one kernel per group, not per tensor) elsewhere
-        fast = {"fused": True} if device_type == "cuda" else {"foreach": True}
-        return torch.optim.AdamW(groups, lr=float(o.lr), betas=tuple(o.betas), eps=float(o.eps), **fast)
-    raise ValueError(f"optimizer {o.name!r} not implemented")
+    # fused kernels on CUDA; foreach (one kernel per group, not per tensor) elsewhere
+    fast = {"fused": True} if device_type == "cuda" else {"foreach": True}
+    if o.name in ("adamw", "adam"):
+        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        return cls(groups, lr=float(o.lr), betas=tuple(o.betas), eps=float(o.eps), **fast)
+    if o.name == "sgd":
+        for g in groups:
+            del g["eps"]
+        if o.nesterov and not o.momentum > 0:
+            raise UserError("optim.nesterov=true needs optim.momentum > 0")
+        return torch.optim.SGD(groups, lr=float(o.lr), momentum=float(o.momentum), nesterov=bool(o.nesterov), **fast)
+    raise UserError(f"optim={o.name!r} has no builder in optim/build.py")

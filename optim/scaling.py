@@ -1,27 +1,82 @@
-"""An optimizer's scaling map: per-tensor factors on the base lr, weight decay and eps as
-functions of the parameterization, the tensor's role, m and r (spec §2.2 for AdamW).
+"""An optimizer's scaling map: how the parameterization's per-role factors become the lr,
+weight decay and eps handed to torch, per tensor.
 
-SP is the identity map; the other parameterizations add their columns here.
+Each optimizer belongs to a family whose rules the parameterization YAML states (spec §2.2:
+AdamW, Adam, Lion share the `adam` rules; §2.3: `sgd`). Weight decay modes (spec §1):
+- coupled (PyTorch): weight_decay = λ · wd_factor; the per-step decay lr_t·wd follows the LR.
+- independent: weight_decay = λ · wd_factor / η, so lr_group·wd_group = λ · lr_factor · wd_factor
+  no longer depends on the base LR η (u-μP's `weight_decay /= lr`), and is width-invariant
+  wherever the spec's columns make η·λ so. λ is then the per-step decay at peak LR (e.g. 1e-4).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cli import UserError
 
-SUPPORTED = {"adamw": ("sp",)}
+# optimizer name -> (rules family, has eps)
+OPTIMIZERS = {"adamw": ("adam", True), "adam": ("adam", True), "sgd": ("sgd", False)}
+WD_MODES = ("coupled", "independent")
 
 
-def factors(optim_name: str, param_name: str, role: str, m: float, r: float) -> dict[str, float]:
-    """{'lr', 'weight_decay', 'eps'} multiplicative factors for one tensor."""
-    if optim_name not in SUPPORTED:
-        raise UserError(f"optim.name={optim_name!r} is unknown: choose one of {', '.join(SUPPORTED)}")
-    if param_name not in SUPPORTED[optim_name]:
-        raise UserError(f"param={param_name} has no scaling map for optim={optim_name} (supported: {', '.join(SUPPORTED[optim_name])})")
-    # SP: every tensor gets the base values (spec §2.2, SP column).
-    return {"lr": 1.0, "weight_decay": 1.0, "eps": 1.0}
+@dataclass
+class Hparams:
+    lr: float
+    weight_decay: float
+    eps: float | None
+    formulas: dict[str, str]
 
 
-def decays(role: str, wd_on_vectors: bool) -> bool:
-    """Whether weight decay applies at all: matrices always, vectors only on request
-    (nanoGPT decays every 2-D tensor and no bias or LayerNorm gain)."""
-    return role not in ("norm", "bias") or wd_on_vectors
+def family_of(o) -> tuple[str, bool]:
+    if o.name not in OPTIMIZERS:
+        raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[o.name]
+
+
+def wd_on_vectors(o, p) -> bool:
+    """optim.wd_on_vectors, or the parameterization's default when null (nanoGPT: no decay on
+    biases and LayerNorm gains; the spectral paper decays them with λ)."""
+    flag = o.get("wd_on_vectors")
+    return bool(p.get("wd_on_vectors", False) if flag is None else flag)
+
+
+def check(o, rules) -> None:
+    family, _ = family_of(o)
+    if not rules.has_family(family):
+        raise UserError(
+            f"param={rules.name} has no scaling map for optim={o.name} (its YAML has no `{family}:` section; "
+            "the spec does not cover this pair): choose another optimizer or add the section"
+        )
+    mode = o.get("wd_mode", "coupled")
+    if mode not in WD_MODES:
+        raise UserError(f"optim.wd_mode={mode!r}: choose coupled (PyTorch) or independent (η·λ fixed per tensor)")
+
+
+def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
+    """lr, weight decay (the value torch gets) and eps of one tensor with lookup role `role`."""
+    family, has_eps = family_of(o)
+    env = rules.env
+    lr_f = rules.optim(family, "lr", role)
+    formulas = {"lr": lr_f.shown("η", env)}
+    wd = 0.0
+    if not vector or wd_on_vectors(o, p):
+        wd_f = rules.optim(family, "wd", role) if o.get("wd_scaling", True) else None
+        factor = wd_f.value if wd_f else 1.0
+        shown = wd_f.shown("λ", env) if wd_f else "λ (optim.wd_scaling=false)"
+        if o.get("wd_mode", "coupled") == "independent":
+            wd = float(o.weight_decay) * factor / float(o.lr)
+            formulas["weight_decay"] = f"{shown} / η  (independent: lr·wd = λ·lr_factor·wd_factor)"
+        else:
+            wd = float(o.weight_decay) * factor
+            formulas["weight_decay"] = shown
+    else:
+        formulas["weight_decay"] = "0 (vector; optim.wd_on_vectors=false)"
+    eps = None
+    if has_eps:
+        if o.get("eps_scaling", True):
+            eps_f = rules.optim(family, "eps", role)
+            eps, formulas["eps"] = float(o.eps) * eps_f.value, eps_f.shown("ε", env)
+        else:
+            eps, formulas["eps"] = float(o.eps), "ε (optim.eps_scaling=false)"
+    return Hparams(lr=float(o.lr) * lr_f.value, weight_decay=wd, eps=eps, formulas=formulas)

@@ -13,8 +13,10 @@ def apply_init(model: torch.nn.Module, table, generator: torch.Generator | None 
     rows = table.by_name()
     for name, t in model.named_parameters():
         row = rows[clean_name(name)]
-        if row.init == "normal":
+        if row.init.startswith("normal"):
             t.normal_(0.0, row.init_std, generator=generator)
+            if row.init == "normal_zero_query":  # W_qkv is (3·width, width): Q is the first third of the rows
+                t[: t.shape[0] // 3].zero_()
         elif row.init == "zeros":
             t.zero_()
         elif row.init == "ones":

@@ -5,13 +5,15 @@ stds, and optim/ builds one param group per distinct (lr, weight_decay, eps)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from model import GPT, GPTConfig, Scales, block_of, role_of
-from optim.scaling import decays, factors
-from param.rules import rules_for
+from cli import UserError
+from model import GPT, HIDDEN_ROLES, GPTConfig, Scales, block_of, role_of
+from optim.scaling import check, tensor_hparams, wd_on_vectors
+from param.rules import rule_role, rules_for
 
 FIELDS = ("name", "shape", "role", "fan_in", "fan_out", "init_std", "multiplier", "lr", "weight_decay", "eps")
 
@@ -24,12 +26,12 @@ class Row:
     block: int | None
     fan_in: int
     fan_out: int
-    init: str  # normal | zeros | ones
+    init: str  # normal | zeros | ones | normal_zero_query (normal, with the query rows of qkv zero)
     init_std: float
     multiplier: float
     lr: float
     weight_decay: float
-    eps: float
+    eps: float | None  # None: the optimizer has no eps (SGD)
     source: dict[str, str] = field(default_factory=dict)
 
 
@@ -56,29 +58,49 @@ class Table:
         return json.dumps(self.to_dict(), indent=1)
 
     def format(self) -> str:
-        """Human-readable table (what `python -m param` prints)."""
+        """Human-readable table (what `python -m param` prints): the rows, then the formula and
+        source of every factor, once per role."""
         g = self.globals
+        k = f" k={g['block_depth']}" if g.get("block_depth") else ""
+        alpha = f" alpha={g['alpha']:g}" if g.get("alpha") is not None else ""
         head = (
-            f"param={g['param']} optim={g['optim']} width={g['width']} depth={g['depth']} "
-            f"m={g['m']:g} r={g['r']:g} (base {g['base_width']}x{g['base_depth']})\n"
-            f"globals: emb_multiplier={g['emb_multiplier']:g} branch_multiplier={g['branch_multiplier']:g} "
-            f"readout_multiplier={g['readout_multiplier']:g} attn_scale={g['attn_scale']:.6g} "
-            f"tie_embeddings={g['tie_embeddings']} wd_mode={g['wd_mode']}\n"
+            f"param={g['param']}{k}{alpha} optim={g['optim']} width={g['width']} depth={g['depth']} "
+            f"m={g['m']:g} r={g['r']:g} (base {g['base_width']}x{g['base_depth']}) wd_mode={g['wd_mode']}\n"
+            f"globals: emb_multiplier={g['emb_multiplier']:.4g} branch_multiplier={g['branch_multiplier']:.4g} "
+            f"readout_multiplier={g['readout_multiplier']:.4g} attn_scale={g['attn_scale']:.4g} "
+            f"tie_embeddings={g['tie_embeddings']}\n"
         )
         cols = ["name", "shape", "role", "fan_in", "fan_out", "init_std", "multiplier", "lr", "weight_decay", "eps"]
         cells = [cols] + [
-            [r.name, "x".join(map(str, r.shape)), r.role, str(r.fan_in), str(r.fan_out), _g(r.init_std) if r.init == "normal" else r.init,
-             _g(r.multiplier), _g(r.lr), _g(r.weight_decay), _g(r.eps)]
+            [r.name, "x".join(map(str, r.shape)), r.role, str(r.fan_in), str(r.fan_out),
+             _g(r.init_std) if r.init.startswith("normal") else r.init, _g(r.multiplier), _g(r.lr), _g(r.weight_decay), _g(r.eps)]
             for r in self.rows
         ]
         widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-        sources = sorted({f"{k}: {v}" for r in self.rows for k, v in r.source.items()})
-        return head + "\n".join(lines) + "\nsources:\n  " + "\n  ".join(sources)
+        seen, formulas = set(), []
+        for r in self.rows:
+            key = (r.role, r.block is None, tuple(sorted(r.source.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            where = r.role + (" (final LN)" if r.role == "norm" and r.block is None else " (pre-LN)" if r.role == "norm" else "")
+            formulas.append(f"  {where}:")
+            formulas += [f"    {q:<13} {v}" for q, v in r.source.items()]
+        glob = [f"  {k}: {v}" for k, v in g.get("sources", {}).items()]
+        return head + "\n".join(lines) + "\nglobal factors:\n" + "\n".join(glob) + "\nper-tensor factors (formula [source]):\n" + "\n".join(formulas)
 
 
-def _g(x: float) -> str:
-    return f"{x:.4g}"
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def attn_scale(kind: str, head_dim: int) -> float:
+    if kind == "sqrt":
+        return 1.0 / math.sqrt(head_dim)  # Vaswani et al. 2017
+    if kind == "linear":
+        return 1.0 / head_dim  # muP: Yang et al. 2022 (TP5) Def. 4.1
+    raise UserError(f"param.attn_scale={kind!r}: choose sqrt (1/sqrt(head_dim)) or linear (1/head_dim)")
 
 
 def model_config(mcfg, vocab_size: int) -> GPTConfig:
@@ -98,32 +120,83 @@ def _fans(role: str, shape: list[int]) -> tuple[int, int]:
     return 1, shape[0]  # vectors
 
 
+def check_param(cfg) -> None:
+    """Shape constraints a parameterization puts on the model: one line each, naming the fix."""
+    p, mc = cfg.param, cfg.model
+    for key in ("base_width", "base_depth"):
+        v = p.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"param.{key}={v!r} must be a positive integer")
+    if p.base_width % mc.head_dim:
+        raise UserError(
+            f"param.base_width={p.base_width} is not a multiple of model.head_dim={mc.head_dim}: the base model "
+            "must have whole heads; pick a base_width that is a multiple of head_dim"
+        )
+    untied_only = [f for f in ("zero_readout",) if p.get(f)] + (["abc"] if p.name == "abc" else [])
+    if untied_only and mc.tie_embeddings:
+        what = "param=abc (Everett et al. use untied embeddings)" if "abc" in untied_only else "param.zero_readout=true"
+        raise UserError(f"{what} needs a separate readout matrix: add model.tie_embeddings=false")
+
+
 def build_table(cfg, vocab_size: int) -> Table:
     """The table for a composed config; names and shapes come from a meta-device model."""
     p, o, mc = cfg.param, cfg.optim, model_config(cfg.model, vocab_size)
-    m, r = mc.width / p.base_width, mc.depth / p.base_depth
-    forward, init = rules_for(p.name)
-    g = forward(p, mc.depth, mc.head_dim)
+    check_param(cfg)
+    rules = rules_for(p, mc.width, mc.depth)
+    check(o, rules)
+    env = rules.env
+    sigma = float(p.init_std)
+    # forward multipliers (spec §2.1): base alpha x the parameterization's factor
+    emb, readout, branch = rules.forward("embedding"), rules.forward("readout"), rules.forward("branch")
+    g = {
+        "emb_multiplier": float(p.emb_multiplier) * emb.value,
+        "readout_multiplier": float(p.readout_multiplier) * readout.value,
+        "branch_multiplier": float(p.branch_multiplier) * branch.value,
+        "attn_scale": attn_scale(p.attn_scale, mc.head_dim),
+    }
     with torch.device("meta"):
         shapes = [(n, list(t.shape)) for n, t in GPT(mc).named_parameters()]
     rows = []
     for name, shape in shapes:
-        role = role_of(name)
-        kind, std, init_src = init(p, role, name, mc.depth)
-        f = factors(o.name, p.name, role, m, r)
-        wd = float(o.weight_decay) * f["weight_decay"] if decays(role, o.wd_on_vectors) else 0.0
-        mult = {"embedding": g["emb_multiplier"], "readout": g["readout_multiplier"],
-                "attn_out": g["branch_multiplier"], "mlp_out": g["branch_multiplier"]}.get(role, 1.0)
+        role, block = role_of(name), block_of(name)
+        lookup = rule_role(role, block)
+        source = {}
+        if role in ("norm", "bias"):
+            kind, std = ("ones" if role == "norm" and name.endswith(".weight") else "zeros"), 0.0
+            source["init"] = "LayerNorm gain 1, bias 0" if role == "norm" else "biases start at 0 (spectral paper App. E.2)"
+        else:
+            f = rules.init(role)
+            kind, std = "normal", sigma * f.value
+            source["init"] = f.shown("σ", env)
+            if role == "readout" and p.get("zero_readout"):
+                kind, std, source["init"] = "zeros", 0.0, "0 (param.zero_readout; TP5's recommendation)"
+            elif role == "attn_qkv" and p.get("zero_query"):
+                kind, source["init"] = "normal_zero_query", source["init"] + "; query rows 0 (param.zero_query; TP5)"
+        mult = 1.0
+        if role in ("embedding", "position_embedding"):
+            mult = g["emb_multiplier"]
+        elif role == "readout":
+            mult = g["readout_multiplier"]
+        elif role in HIDDEN_ROLES:
+            hidden = rules.forward(role)
+            mult = hidden.value * (g["branch_multiplier"] if role in ("attn_out", "mlp_out") else 1.0)
+        h = tensor_hparams(o, p, rules, lookup, vector=len(shape) == 1)
+        source.update(h.formulas)
         fan_in, fan_out = _fans(role, shape)
         rows.append(Row(
-            name=name, shape=shape, role=role, block=block_of(name), fan_in=fan_in, fan_out=fan_out,
-            init=kind, init_std=std, multiplier=mult,
-            lr=float(o.lr) * f["lr"], weight_decay=wd, eps=float(o.eps) * f["eps"],
-            source={"init": init_src, "lr/wd/eps": f"{o.name} x {p.name}: base values (spec §2.2)"},
+            name=name, shape=shape, role=role, block=block, fan_in=fan_in, fan_out=fan_out, init=kind, init_std=std,
+            multiplier=mult, lr=h.lr, weight_decay=h.weight_decay, eps=h.eps, source=source,
         ))
     glob = {
         "param": p.name, "optim": o.name, "width": mc.width, "depth": mc.depth, "head_dim": mc.head_dim,
-        "vocab_size": mc.vocab_size, "base_width": int(p.base_width), "base_depth": int(p.base_depth), "m": m, "r": r,
-        "tie_embeddings": mc.tie_embeddings, "wd_mode": "coupled", **g,
+        "vocab_size": mc.vocab_size, "base_width": int(p.base_width), "base_depth": int(p.base_depth),
+        "m": env["m"], "r": env["r"], "alpha": env["alpha"], "block_depth": p.get("block_depth"),
+        "tie_embeddings": mc.tie_embeddings, "wd_mode": o.get("wd_mode", "coupled"), "wd_on_vectors": wd_on_vectors(o, p),
+        **g,
+        "sources": {
+            "emb_multiplier": emb.shown("α_in", env), "readout_multiplier": readout.shown("α_out", env),
+            "branch_multiplier": branch.shown("α_res", env),
+            "attn_scale": "1/head_dim (TP5 Def. 4.1)" if p.attn_scale == "linear" else "1/sqrt(head_dim) (Vaswani et al. 2017)",
+        },
     }
     return Table(globals=glob, rows=rows)
