@@ -59,4 +59,7 @@ clean: ## remove run outputs (keeps .venv and data/cache)
 distclean: clean ## remove everything the Makefile created
 	rm -rf $(VENV) data/cache *.egg-info
 
-.PHONY: help setup data train test test-all bench table clean distclean
+docs: setup ## regenerate the README's table of parameterization rules from conf/param/*.yaml
+	$(PY) -m param --markdown --write README.md
+
+.PHONY: help setup data train test test-all bench table docs clean distclean

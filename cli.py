@@ -117,9 +117,8 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
 
 def check_overrides(argv: list[str]) -> None:
     """Before Hydra runs `train.py`: compose once so a typo fails in one line, not deep in Hydra."""
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
-    cfg = compose(overrides)
-    check_config(cfg)
+    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~")) and not a.lstrip("+~").startswith("hydra")]
+    check_run(compose(overrides))
 
 
 # ----------------------------------------------------------------------------- value checks
@@ -188,3 +187,14 @@ def to_container(cfg) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def check_run(cfg) -> None:
+    """Everything `check_config` checks, plus the parameterization x optimizer pair."""
+    from optim.scaling import check
+    from param.rules import rules_for
+    from param.table import check_param
+
+    check_config(cfg)
+    check_param(cfg)
+    check(cfg.optim, rules_for(cfg.param, cfg.model.width, cfg.model.depth))

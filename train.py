@@ -69,9 +69,25 @@ def _resume_path(cfg, ckpt_root: Path) -> Path | None:
     return path
 
 
+def _same_table(saved: dict | None, table, path: Path) -> None:
+    """A resumed run must train with the table it was checkpointed with."""
+    if saved is None:
+        return
+    now = table.to_dict()
+    for a, b in zip(saved["tensors"], now["tensors"]):
+        for key in ("name", "shape", "init_std", "multiplier", "lr", "weight_decay", "eps"):
+            if a[key] != b[key]:
+                raise cli.UserError(
+                    f"train.resume: {a['name']} {key} was {a[key]} in {path} but the config now gives {b[key]}: "
+                    "resume with the checkpoint's config (its run dir's .hydra/overrides.yaml) or start a new run"
+                )
+    if len(saved["tensors"]) != len(now["tensors"]):
+        raise cli.UserError(f"train.resume: the checkpoint in {path} has another model shape: resume with its config")
+
+
 def run(cfg, run_dir: Path) -> dict:
     """Train one model; returns the summary (also written to run_dir/summary.json)."""
-    cli.check_config(cfg)
+    cli.check_run(cfg)
     t0 = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +131,7 @@ def run(cfg, run_dir: Path) -> dict:
     resume = _resume_path(cfg, ckpt_root)
     if resume is not None:
         state = load_checkpoint(resume)
+        _same_table(state.get("param_table"), table, resume)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -134,7 +151,7 @@ def run(cfg, run_dir: Path) -> dict:
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
             "step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "train_time": train_time,
-            "config": cli.to_container(cfg),
+            "config": cli.to_container(cfg), "param_table": table.to_dict(),
         }, keep=tc.ckpt_keep)
 
     def log(record: dict) -> None:

@@ -4,6 +4,7 @@
     python -m param ... --json              # {"globals": {...}, "tensors": [{...}, ...]}
     python -m param ... --diff param=sp     # two tables side by side (the second with the extra override)
     python -m param ... --cfg               # the composed config (every key you can override)
+    python -m param --markdown [--write README.md]   # the rules of every parameterization, as a table
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def _table(overrides):
     from param.table import build_table
 
     cfg = cli.compose(overrides)
-    cli.check_config(cfg)
+    cli.check_run(cfg)
     return cfg, build_table(cfg, cli.vocab_size(cfg))
 
 
@@ -39,7 +40,7 @@ def _diff(a, b) -> str:
 
 @cli.guard
 def main(argv: list[str]) -> None:
-    args = [a for a in argv if not a.startswith("--")]
+    args = [a for a in argv if not a.startswith("--") and not a.endswith(".md")]
     flags = [a for a in argv if a.startswith("--")]
     if "--cfg" in flags:
         from omegaconf import OmegaConf
@@ -57,9 +58,21 @@ def main(argv: list[str]) -> None:
         print(f"left: {' '.join(base) or '(defaults)'}   right: + {' '.join(extra)}")
         print(_diff(a, b))
         return
+    if "--markdown" in flags:
+        from pathlib import Path
+
+        from param.markdown import markdown_table, write_readme
+
+        if "--write" in flags:
+            i = argv.index("--write")
+            target = Path(argv[i + 1]) if i + 1 < len(argv) else cli.REPO / "README.md"
+            print(f"{target}: {'updated' if write_readme(target) else 'already up to date'}")
+        else:
+            print(markdown_table())
+        return
     unknown = [f for f in flags if f not in ("--json",)]
     if unknown:
-        raise cli.UserError(f"unknown flag {unknown[0]}: use --json, --diff <overrides> or --cfg")
+        raise cli.UserError(f"unknown flag {unknown[0]}: use --json, --diff <overrides>, --cfg or --markdown")
     _, table = _table(args)
     print(table.to_json() if "--json" in flags else table.format())
 

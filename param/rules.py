@@ -71,6 +71,14 @@ class Rules:
                 raise UserError(f"param={name}: section {family} has unknown entry {sorted(unknown)[0]!r}: use {', '.join(quantities)}")
             for q in quantities:
                 self._check_keys(fam.get(q) or {}, f"{family}.{q}")
+        for role in CHAINS:  # every formula evaluates: a typo fails here, not mid-table
+            if role not in ("bias", "block_norm", "final_norm"):
+                self.init(role), self.forward(role)
+            for family, quantities in FAMILY_QUANTITIES.items():
+                if self.has_family(family):
+                    for q in quantities:
+                        self.optim(family, q, role)
+        self.forward("branch")
 
     def _check_keys(self, mapping: dict, where: str, extra=frozenset()) -> None:
         unknown = set(mapping) - KEYS - {"source"} - set(extra)

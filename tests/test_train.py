@@ -122,3 +122,15 @@ def test_hydra_multirun_trains_one_run_per_value(data_root, tmp_path):
     assert out.returncode == 0, out.stderr
     summaries = sorted(tmp_path.glob("*/summary.json"))
     assert [json.loads(p.read_text())["config"]["lr"] for p in summaries] == [1e-3, 2e-3]
+
+
+def test_resuming_with_a_different_parameterization_is_refused(tiny_cfg, tmp_path, capsys):
+    import cli
+
+    run(tiny_cfg("train.steps=10"), tmp_path)
+    cfg = tiny_cfg("train.steps=20", "train.resume=auto", "param=mup")
+    with pytest.raises(SystemExit):
+        cli.guard(run)(cfg, tmp_path)
+    err = capsys.readouterr().err
+    assert err.startswith("error: train.resume:") and "start a new run" in err
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step_000010"  # nothing lost
