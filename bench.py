@@ -34,8 +34,9 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def bench_shape(width, depth, vocab, context, batch, steps, compile_, device, dtype) -> dict:
-    cfg = cli.compose([f"model.width={width}", f"model.depth={depth}", f"model.context={context}", f"model.vocab_size={vocab}", "model.vocab_multiple=1"])
+def bench_shape(width, depth, vocab, context, batch, steps, compile_, device, dtype, param) -> dict:
+    cfg = cli.compose([f"param={param}", f"model.width={width}", f"model.depth={depth}", f"model.context={context}",
+                       f"model.vocab_size={vocab}", "model.vocab_multiple=1", "model.head_dim=64", "param.base_width=64", "param.base_depth=2"])
     table = build_table(cfg, vocab)
     torch.manual_seed(0)
     model = GPT(model_config(cfg.model, vocab), table.scales())
@@ -84,7 +85,7 @@ def bench_shape(width, depth, vocab, context, batch, steps, compile_, device, dt
         opt_ms[name] = (time.perf_counter() - t) / steps * 1e3
     tokens = batch * context
     return {
-        "width": width, "depth": depth, "vocab": vocab, "context": context, "batch": batch, "compiled": compile_,
+        "param": param, "width": width, "depth": depth, "vocab": vocab, "context": context, "batch": batch, "compiled": compile_,
         "dtype": dtype, "ms_per_step": round(ms, 2), "tok_per_s": round(tokens / ms * 1e3, 1),
         "first_step_s": round(first, 2), "param_groups": len(opt.param_groups),
         "optimizer_ms_groups": round(opt_ms["groups"], 3), "optimizer_ms_one_group": round(opt_ms["one_group"], 3),
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="eager only (torch.compile costs 10-25 s per shape on CPU)")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--param", default="spectral", help="parameterization (spectral: the most param groups)")
     ap.add_argument("--out", default="bench_results")
     args = ap.parse_args()
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
@@ -113,7 +115,7 @@ def main() -> None:
         vocabs = args.vocab or ([CHAR_VOCAB, BPE_VOCAB] if i == 0 else [CHAR_VOCAB])
         for vocab in vocabs:
             for compile_ in (False,) if args.no_compile else (False, True):
-                r = bench_shape(width, depth, vocab, args.context, args.batch, args.steps, compile_, device, args.dtype)
+                r = bench_shape(width, depth, vocab, args.context, args.batch, args.steps, compile_, device, args.dtype, args.param)
                 runs.append(r)
                 print(f"d={width:<5} L={depth:<3} V={vocab:<6} T={args.context} B={args.batch} "
                       f"{'compiled' if compile_ else 'eager   '} {r['ms_per_step']:9.1f} ms/step {r['tok_per_s']:10,.0f} tok/s  "
