@@ -22,7 +22,7 @@ import torch
 import cli
 import data
 from model import GPT, count_params, flops_per_token
-from optim import build_optimizer, lr_factor, set_lr
+from optim import build_optimizer, make_schedule
 from param import apply_init, build_table, model_config
 from records import MetricsLog, latest_checkpoint, load_checkpoint, make_logger, save_checkpoint, write_json_atomic
 
@@ -118,6 +118,7 @@ def run(cfg, run_dir: Path) -> dict:
     apply_init(model, table)
     model.to(device)
     optimizer = build_optimizer(cfg, model, table, device.type)
+    schedule = make_schedule(cfg, table)
     scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
     train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)
     val_windows = data.TokenWindows(data_dir, "val", cfg.model.context)
@@ -172,7 +173,7 @@ def run(cfg, run_dir: Path) -> dict:
     for step in range(start, tc.steps):
         done = step + 1
         is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps
-        set_lr(optimizer, lr_factor(step, tc.steps, cfg.schedule))
+        factor = schedule.apply(optimizer, step)
         for micro in range(tc.grad_accum):
             x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -198,7 +199,7 @@ def run(cfg, run_dir: Path) -> dict:
             tok_s = (done - last_log_step) * tokens_per_step / interval
             first_loss = train_loss if first_loss is None else first_loss
             log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
-                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": lr_factor(step, tc.steps, cfg.schedule),
+                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor,
                  "grad_norm": grad_norm.item(), "tok_per_s": tok_s, "elapsed": now - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
             loss_sum.zero_()

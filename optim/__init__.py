@@ -2,6 +2,6 @@
 LR schedules."""
 
 from optim.build import build_optimizer, param_groups
-from optim.schedule import lr_factor, set_lr
+from optim.schedule import Schedule, lr_factor, make_schedule, set_lr
 
-__all__ = ["build_optimizer", "param_groups", "lr_factor", "set_lr"]
+__all__ = ["build_optimizer", "param_groups", "lr_factor", "set_lr", "Schedule", "make_schedule"]

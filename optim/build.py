@@ -8,10 +8,12 @@ from collections import defaultdict
 import torch
 
 from cli import UserError
-from model import clean_name
+from model import HIDDEN_ROLES, clean_name
 
 
-def param_groups(model: torch.nn.Module, table) -> list[dict]:
+def param_groups(model: torch.nn.Module, table, split_hidden: bool = False) -> list[dict]:
+    """One group per distinct (lr, weight_decay, eps); with split_hidden, hidden matrices get
+    groups of their own, flagged `extra_warmup` (the schedule's extra warmup applies to them)."""
     rows = table.by_name()
     groups: dict[tuple, list] = defaultdict(list)
     names: dict[tuple, list] = defaultdict(list)
@@ -22,21 +24,22 @@ def param_groups(model: torch.nn.Module, table) -> list[dict]:
             raise KeyError(f"parameter {name} is missing from the param table")
         seen.add(name)
         row = rows[name]
-        key = (row.lr, row.weight_decay, row.eps)
+        key = (row.lr, row.weight_decay, row.eps, split_hidden and row.role in HIDDEN_ROLES)
         groups[key].append(p)
         names[key].append(name)
     missing = set(rows) - seen
     if missing:
         raise KeyError(f"param table rows with no parameter: {sorted(missing)[:3]}")
     return [
-        {"params": ps, "lr": lr, "peak_lr": lr, "weight_decay": wd, "eps": eps, "names": names[(lr, wd, eps)]}
-        for (lr, wd, eps), ps in groups.items()
+        {"params": ps, "lr": lr, "peak_lr": lr, "weight_decay": wd, "eps": eps, "extra_warmup": hidden, "names": names[key]}
+        for key, ps in groups.items()
+        for lr, wd, eps, hidden in [key]
     ]
 
 
 def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str) -> torch.optim.Optimizer:
     o = cfg.optim
-    groups = param_groups(model, table)
+    groups = param_groups(model, table, split_hidden=(cfg.schedule.get("extra_warmup") or "none") != "none")
     # fused kernels on CUDA; foreach (one kernel per group, not per tensor) elsewhere
     fast = {"fused": True} if device_type == "cuda" else {"foreach": True}
     if o.name in ("adamw", "adam"):
