@@ -14,10 +14,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cli import UserError
+from model import HIDDEN_ROLES
 
-# optimizer name -> (rules family, has eps)
-OPTIMIZERS = {"adamw": ("adam", True), "adam": ("adam", True), "sgd": ("sgd", False)}
+INIT_ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
+
 WD_MODES = ("coupled", "independent")
+
+
+@dataclass(frozen=True)
+class OptSpec:
+    """Which of the parameterization's rule families an optimizer reads (spec §2.2-§2.4).
+    Hybrids apply `hidden` to hidden matrices and `family` to every other tensor."""
+
+    family: str  # adam | sgd: every tensor (the non-hidden ones in a hybrid)
+    eps: bool  # whether that part has an epsilon
+    hidden: str | None = None  # muon | muon_kimi: the family of the hidden matrices in a hybrid
+    derived: str | None = None  # adafactor: LR derived from the adam rules and the init (Everett)
+
+
+OPTIMIZERS = {
+    "adamw": OptSpec("adam", eps=True),
+    "adam": OptSpec("adam", eps=True),
+    "lion": OptSpec("adam", eps=False),  # seed 1 §C.7: Lion takes AdamW's rules
+    "adam_atan2": OptSpec("adam", eps=False),  # Everett et al.: no eps
+    "adafactor": OptSpec("adam", eps=False, derived="adafactor"),
+    "sgd": OptSpec("sgd", eps=False),
+    "muon": OptSpec("adam", eps=True, hidden="muon"),
+    "muon_kimi": OptSpec("adam", eps=True, hidden="muon_kimi"),
+}
 
 
 @dataclass
@@ -28,7 +52,7 @@ class Hparams:
     formulas: dict[str, str]
 
 
-def family_of(o) -> tuple[str, bool]:
+def spec_of(o) -> OptSpec:
     if o.name not in OPTIMIZERS:
         raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[o.name]
@@ -42,12 +66,13 @@ def wd_on_vectors(o, p) -> bool:
 
 
 def check(o, rules) -> None:
-    family, _ = family_of(o)
-    if not rules.has_family(family):
-        raise UserError(
-            f"param={rules.name} has no scaling map for optim={o.name} (its YAML has no `{family}:` section; "
-            "the spec does not cover this pair): choose another optimizer or add the section"
-        )
+    spec = spec_of(o)
+    for family in filter(None, (spec.family, spec.hidden)):
+        if not rules.has_family(family):
+            raise UserError(
+                f"param={rules.name} has no scaling map for optim={o.name} (its YAML has no `{family}:` section; "
+                "the spec does not cover this pair): choose another optimizer or add the section"
+            )
     mode = o.get("wd_mode", "coupled")
     if mode not in WD_MODES:
         raise UserError(f"optim.wd_mode={mode!r}: choose coupled (PyTorch) or independent (η·λ fixed per tensor)")
@@ -55,10 +80,23 @@ def check(o, rules) -> None:
 
 def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
     """lr, weight decay (the value torch gets) and eps of one tensor with lookup role `role`."""
-    family, has_eps = family_of(o)
+    spec = spec_of(o)
     env = rules.env
+    hidden = spec.hidden is not None and role in HIDDEN_ROLES
+    family, has_eps = (spec.hidden, False) if hidden else (spec.family, spec.eps)
+    base_lr = float(o.lr)
     lr_f = rules.optim(family, "lr", role)
     formulas = {"lr": lr_f.shown("η", env)}
+    lr = base_lr * lr_f.value
+    if spec.hidden is not None and not hidden and o.get("adamw_lr_ratio", 1.0) != 1.0:
+        lr *= float(o.adamw_lr_ratio)  # the AdamW half of a hybrid (spectral paper: 1/10 for plain Muon)
+        formulas["lr"] += f" x optim.adamw_lr_ratio={o.adamw_lr_ratio:g}"
+    if spec.derived == "adafactor" and role in INIT_ROLES:
+        # Everett et al. 2024 (spec §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
+        # c_Adafactor = c_Adam - b: divide the Adam factor by the init-std factor m^-b.
+        init_f = rules.init(role)
+        lr /= init_f.value
+        formulas["lr"] += f" / ({init_f.shown('1', env).split('  [')[0]})  [Everett: c = c_Adam - b]"
     wd = 0.0
     if not vector or wd_on_vectors(o, p):
         wd_f = rules.optim(family, "wd", role) if o.get("wd_scaling", True) else None
@@ -79,4 +117,4 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
             eps, formulas["eps"] = float(o.eps) * eps_f.value, eps_f.shown("ε", env)
         else:
             eps, formulas["eps"] = float(o.eps), "ε (optim.eps_scaling=false)"
-    return Hparams(lr=float(o.lr) * lr_f.value, weight_decay=wd, eps=eps, formulas=formulas)
+    return Hparams(lr=lr, weight_decay=wd, eps=eps, formulas=formulas)

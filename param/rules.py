@@ -7,6 +7,8 @@ The YAML of a parameterization (conf/param/*.yaml) holds sections
     forward:  {<key>: formula, branch:}  factor on the multipliers; branch = residual-branch multiplier
     adam:     {lr: {...}, wd: {...}, eps: {...}}   AdamW / Adam / Lion rules (spec §2.2)
     sgd:      {lr: {...}, wd: {...}}               SGD rules (spec §2.3)
+    muon, muon_kimi: {lr: {...}, wd: {...}}        hidden matrices under Muon / Muon-Kimi (spec §2.4);
+                                                   the hybrids' other tensors use the adam rules
 
 A formula is a number, a string in m, r, L, k, alpha (param/expr.py), or {f: formula, src: "..."}.
 A mapping may carry `source:` for all its cells. Keys name roles or classes of roles; a tensor
@@ -35,7 +37,7 @@ CHAINS = {
     "final_norm": ("final_norm", "vector"),
 }
 KEYS = {k for chain in CHAINS.values() for k in chain}
-FAMILY_QUANTITIES = {"adam": ("lr", "wd", "eps"), "sgd": ("lr", "wd")}
+FAMILY_QUANTITIES = {"adam": ("lr", "wd", "eps"), "sgd": ("lr", "wd"), "muon": ("lr", "wd"), "muon_kimi": ("lr", "wd")}
 
 
 def rule_role(role: str, block: int | None) -> str:
@@ -128,5 +130,5 @@ def rules_for(p, width: int, depth: int) -> Rules:
         from param.abc import abc_sections
 
         return Rules("abc", abc_sections(p), env)
-    sections = {s: _plain(p.get(s)) for s in ("init", "forward", "adam", "sgd")}
+    sections = {s: _plain(p.get(s)) for s in ("init", "forward", *FAMILY_QUANTITIES)}
     return Rules(str(p.name), sections, env)
