@@ -93,5 +93,9 @@ def render(expr, env: dict, base: str = "", where: str = "") -> str:
     head = "·".join(x for x in (base, coef, *num) if x) or "1"
     if not den:
         return head
-    d = "".join(den) if len(den) == 1 or all(x.startswith("√") for x in den[1:]) else "·".join(den)
-    return f"{head}/({d})" if len(den) > 1 else f"{head}/{d}"
+    if len(den) == 1:
+        return f"{head}/{den[0]}"
+    if all(x.startswith("√") and len(x) == 2 for x in den):
+        return f"{head}/√({'·'.join(x[1] for x in den)})"  # η/√(m·r)
+    d = "".join(den) if all(x.startswith("√") for x in den[1:]) else "·".join(den)
+    return f"{head}/({d})"

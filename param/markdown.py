@@ -69,8 +69,16 @@ def markdown_table() -> str:
                     else:
                         cells.append(_cell(r.optim(family, quantity, role), base, r.env))
                 row(f"{optims} {quantity}", label, cells)
+    for family, name in (("muon_kimi", "Muon-Kimi"), ("muon", "Muon")):
+        for quantity, base in (("lr", "η"), ("wd", "λ")):
+            cells = [_cell(r.optim(family, quantity, "attn_qkv"), base, r.env) if r.has_family(family) else "— (error)"
+                     for _, _, r in cols]
+            row(f"{name} {quantity}", "hidden matrices", cells)
     notes = (
-        "\nm = width/base_width, r = depth/base_depth, L = depth. WD is the value handed to torch with "
+        "\nm = width/base_width, r = depth/base_depth, L = depth. Lion and Adam-atan2 take the AdamW rows "
+        "(Adam-atan2 and Lion have no ε); Adafactor takes the AdamW LR divided by the init-std factor "
+        "(Everett et al.: c = c_Adam − b). The Muon hybrids use their rows for hidden matrices and the AdamW rows "
+        "for everything else; '— (error)' marks a pair the spec does not cover. WD is the value handed to torch with "
         "`optim.wd_mode=coupled` (with `independent` it is divided by η). Vectors get WD 0 unless "
         "`optim.wd_on_vectors` (default: the parameterization's, true for spectral). With tied embeddings the "
         "readout matrix is `wte` and takes the embedding rows; its output still gets the logits multiplier. "
