@@ -43,6 +43,13 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB (process RSS)
 
 
+def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device):
+    """Batches to the device; on CUDA through pinned memory so the copy is asynchronous."""
+    if device.type != "cuda":
+        return x, y
+    return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def evaluate(model, windows, cfg, batch_size: int, device, autocast) -> float:
     """Mean val loss over eval_iters fixed batches (the same windows at every evaluation)."""
@@ -51,7 +58,7 @@ def evaluate(model, windows, cfg, batch_size: int, device, autocast) -> float:
     for i in range(cfg.train.eval_iters):
         x, y = windows.batch(batch_size, seed=cfg.seed, step=i)
         with autocast:
-            _, loss = model(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+            _, loss = model(*to_device(x, y, device))
         total += loss.float()
     model.train()
     return (total / cfg.train.eval_iters).item()
@@ -176,7 +183,7 @@ def run(cfg, run_dir: Path) -> dict:
         factor = schedule.apply(optimizer, step)
         for micro in range(tc.grad_accum):
             x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, y, device)
             with autocast:
                 _, loss = step_model(x, y)
             loss_sum += loss.detach().float() / tc.grad_accum

@@ -15,46 +15,31 @@ import math
 
 import torch
 
+from optim.base import GroupwiseOptimizer
+
 TINY = 1e-38
 
 
-class AdamAtan2(torch.optim.Optimizer):
+class AdamAtan2(GroupwiseOptimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.95), weight_decay: float = 0.0, a: float = 1.27, b: float = 1.0):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay, "a": a, "b": b})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            for p in params:
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-            t = self.state[params[0]]["step"]  # every tensor of a group steps together
-            m = [self.state[p]["exp_avg"] for p in params]
-            v = [self.state[p]["exp_avg_sq"] for p in params]
-            beta1, beta2 = group["betas"]
-            lr, wd, a, b = group["lr"], group["weight_decay"], group["a"], group["b"]
-            torch._foreach_lerp_(m, grads, 1.0 - beta1)
-            torch._foreach_mul_(v, beta2)
-            torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
-            if wd:
-                torch._foreach_mul_(params, 1.0 - lr * wd)
-            # atan2(m/(1-b1^t), b·sqrt(v/(1-b2^t))) = atan(m / (b·sqrt(v)·(1-b1^t)/sqrt(1-b2^t)))
-            denom = torch._foreach_sqrt(v)
-            torch._foreach_mul_(denom, b * (1.0 - beta1**t) / math.sqrt(1.0 - beta2**t))
-            torch._foreach_clamp_min_(denom, TINY)
-            ratio = torch._foreach_div(m, denom)
-            torch._foreach_atan_(ratio)
-            torch._foreach_add_(params, ratio, alpha=-lr * a)
-        return loss
+    def group_step(self, group, params, grads):
+        m, v = self.state_tensors(params, "exp_avg", "exp_avg_sq")
+        for p in params:  # every tensor of a group steps together; the count lives per tensor for checkpoints
+            self.state[p]["step"] = self.state[p].get("step", 0) + 1
+        t = self.state[params[0]]["step"]
+        beta1, beta2 = group["betas"]
+        lr, wd, a, b = group["lr"], group["weight_decay"], group["a"], group["b"]
+        torch._foreach_lerp_(m, grads, 1.0 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+        if wd:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        # atan2(m/(1-b1^t), b·sqrt(v/(1-b2^t))) = atan(m / (b·sqrt(v)·(1-b1^t)/sqrt(1-b2^t)))
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_mul_(denom, b * (1.0 - beta1**t) / math.sqrt(1.0 - beta2**t))
+        torch._foreach_clamp_min_(denom, TINY)
+        ratio = torch._foreach_div(m, denom)
+        torch._foreach_atan_(ratio)
+        torch._foreach_add_(params, ratio, alpha=-lr * a)

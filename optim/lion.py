@@ -10,36 +10,22 @@ from __future__ import annotations
 
 import torch
 
+from optim.base import GroupwiseOptimizer
 
-class Lion(torch.optim.Optimizer):
+
+class Lion(GroupwiseOptimizer):
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0):
         if not 0.0 <= lr:
             raise ValueError(f"invalid lr {lr}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            moms = []
-            for p in params:
-                state = self.state[p]
-                if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(p)
-                moms.append(state["exp_avg"])
-            beta1, beta2 = group["betas"]
-            lr, wd = group["lr"], group["weight_decay"]
-            if wd:
-                torch._foreach_mul_(params, 1.0 - lr * wd)
-            update = torch._foreach_lerp(moms, grads, 1.0 - beta1)  # c_t = beta1 m + (1-beta1) g
-            torch._foreach_sign_(update)
-            torch._foreach_add_(params, update, alpha=-lr)
-            torch._foreach_lerp_(moms, grads, 1.0 - beta2)
-        return loss
+    def group_step(self, group, params, grads):
+        (moms,) = self.state_tensors(params, "exp_avg")
+        beta1, beta2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        if wd:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        update = torch._foreach_lerp(moms, grads, 1.0 - beta1)  # c_t = beta1 m + (1-beta1) g
+        torch._foreach_sign_(update)
+        torch._foreach_add_(params, update, alpha=-lr)
+        torch._foreach_lerp_(moms, grads, 1.0 - beta2)

@@ -22,6 +22,8 @@ from collections import defaultdict
 
 import torch
 
+from optim.base import GroupwiseOptimizer
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Jordan et al. 2024 (the Muon blog post)
 
 
@@ -62,52 +64,36 @@ def _local(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return distribute_tensor(full, like.device_mesh, like.placements).to_local()
 
 
-class Muon(torch.optim.Optimizer):
+class Muon(GroupwiseOptimizer):
     def __init__(self, params, lr: float = 0.02, weight_decay: float = 0.0, momentum: float = 0.95, nesterov: bool = True,
                  ns_steps: int = 5, scale: str = "kimi", split: int = 1):
         update_scale(scale, 1, 1)
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov,
                                   "ns_steps": ns_steps, "scale": scale, "split": split})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            for p in params:
-                if p.ndim != 2:
-                    raise ValueError(f"Muon takes matrices only; got a tensor of shape {tuple(p.shape)}")
-            grads = [p.grad for p in params]
-            bufs = []
-            for p in params:
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                bufs.append(state["momentum_buffer"])
-            mu, lr, wd, split = group["momentum"], group["lr"], group["weight_decay"], group["split"]
-            torch._foreach_mul_(bufs, mu)
-            torch._foreach_add_(bufs, grads)
-            updates = torch._foreach_add(grads, bufs, alpha=mu) if group["nesterov"] else bufs
-            if wd:
-                torch._foreach_mul_(params, 1.0 - lr * wd)
-            by_shape = defaultdict(list)  # (rows per block, cols) -> [(param, full update as blocks)]
-            for p, u in zip(params, updates):
-                u = _full(u)
-                rows, cols = u.shape
-                if rows % split:
-                    raise ValueError(f"cannot split a {rows}x{cols} matrix into {split} row blocks")
-                by_shape[(rows // split, cols)].append((p, u.reshape(split, rows // split, cols)))
-            for (n_out, n_in), items in by_shape.items():
-                ortho = orthogonalize(torch.cat([u for _, u in items]), group["ns_steps"])
-                step = lr * update_scale(group["scale"], n_out, n_in)
-                for (p, _), o in zip(items, ortho.split(split)):
-                    p.add_(_local(o.reshape(-1, n_in), p), alpha=-step)
-        return loss
+    def group_step(self, group, params, grads):
+        for p in params:
+            if p.ndim != 2:
+                raise ValueError(f"Muon takes matrices only; got a tensor of shape {tuple(p.shape)}")
+        (bufs,) = self.state_tensors(params, "momentum_buffer")
+        mu, lr, wd, split = group["momentum"], group["lr"], group["weight_decay"], group["split"]
+        torch._foreach_mul_(bufs, mu)
+        torch._foreach_add_(bufs, grads)
+        updates = torch._foreach_add(grads, bufs, alpha=mu) if group["nesterov"] else bufs
+        if wd:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        by_shape = defaultdict(list)  # (rows per block, cols) -> [(param, full update as blocks)]
+        for p, u in zip(params, updates):
+            u = _full(u)
+            rows, cols = u.shape
+            if rows % split:
+                raise ValueError(f"cannot split a {rows}x{cols} matrix into {split} row blocks")
+            by_shape[(rows // split, cols)].append((p, u.reshape(split, rows // split, cols)))
+        for (n_out, n_in), items in by_shape.items():
+            ortho = orthogonalize(torch.cat([u for _, u in items]), group["ns_steps"])
+            step = lr * update_scale(group["scale"], n_out, n_in)
+            for (p, _), o in zip(items, ortho.split(split)):
+                p.add_(_local(o.reshape(-1, n_in), p), alpha=-step)
 
 
 class Hybrid:
