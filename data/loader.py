@@ -1,4 +1,5 @@
-"""Random training windows from a prepared split, reproducible from (seed, step, rank, micro)."""
+"""Random training windows from a prepared split, reproducible from (seed, step, micro) and
+sliced by rank."""
 
 from __future__ import annotations
 
@@ -29,15 +30,21 @@ class TokenWindows:
     def __len__(self) -> int:
         return self.tokens
 
-    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0, micro: int = 0):
-        """(x, y) int64 CPU tensors (batch_size, context); a pure function of its arguments, so a
-        resumed run draws exactly the batches it would have drawn."""
+    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0, micro: int = 0, world: int = 1):
+        """(x, y) int64 CPU tensors (batch_size, context): rank `rank`'s rows of the global
+        micro-batch of batch_size x world windows drawn from rng(seed, step, micro). A pure
+        function of its arguments, so a resumed run draws exactly the batches it would have
+        drawn, and the global batch is the same for every world size (a run can resume on
+        another number of ranks, and N ranks train on what one process would)."""
         import torch
 
         if seed < 0:
             raise UserError(f"seed={seed} must be non-negative")
-        rng = np.random.default_rng([seed, step, rank, micro])
-        starts = rng.integers(0, self.tokens - self.context, size=batch_size)  # high is exclusive
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world}")
+        rng = np.random.default_rng([seed, step, micro])
+        starts = rng.integers(0, self.tokens - self.context, size=batch_size * world)  # high is exclusive
+        starts = starts[rank * batch_size : (rank + 1) * batch_size]
         # Re-opened per call, as nanoGPT does: a long-lived np.memmap keeps every page it touched
         # mapped, which shows up as growing memory on big corpora. Opening costs microseconds.
         data = np.memmap(self.path, dtype=np.uint16, mode="r")

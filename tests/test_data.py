@@ -263,14 +263,22 @@ def test_openwebtext_recipe_runs_end_to_end_on_a_local_dataset(tmp_path, monkeyp
 
 def test_batches_are_a_pure_function_of_seed_step_rank_micro(char_dir):
     w = data.TokenWindows(char_dir, "train", 64)
-    x, y = w.batch(8, seed=1, step=5, rank=1, micro=2)
+    x, y = w.batch(8, seed=1, step=5, rank=1, micro=2, world=2)
     assert x.dtype == y.dtype == __import__("torch").int64 and x.shape == y.shape == (8, 64)
-    x2, y2 = data.TokenWindows(char_dir, "train", 64).batch(8, seed=1, step=5, rank=1, micro=2)
+    x2, y2 = data.TokenWindows(char_dir, "train", 64).batch(8, seed=1, step=5, rank=1, micro=2, world=2)
     assert (x == x2).all() and (y == y2).all()
     for other in ({"step": 6}, {"rank": 0}, {"micro": 3}, {"seed": 2}):
-        args = {"seed": 1, "step": 5, "rank": 1, "micro": 2} | other
+        args = {"seed": 1, "step": 5, "rank": 1, "micro": 2, "world": 2} | other
         assert not (w.batch(8, **args)[0] == x).all(), other
     assert (x[:, 1:] == y[:, :-1]).all()
+
+
+def test_ranks_split_the_same_global_batch_whatever_the_world_size(char_dir):
+    w = data.TokenWindows(char_dir, "train", 64)
+    whole, _ = w.batch(8, seed=3, step=7, micro=1)
+    halves = [w.batch(4, seed=3, step=7, micro=1, rank=r, world=2)[0] for r in (0, 1)]
+    quarters = [w.batch(2, seed=3, step=7, micro=1, rank=r, world=4)[0] for r in range(4)]
+    assert (__import__("torch").cat(halves) == whole).all() and (__import__("torch").cat(quarters) == whole).all()
 
 
 def test_y_is_x_shifted_by_one_token_of_the_file(char_dir):
