@@ -5,13 +5,17 @@
     python train.py -m optim.lr=1e-3,3e-3             # Hydra multirun
     python train.py hydra.run.dir=outputs/X train.resume=auto   # continue a run
 
+    torchrun --standalone --nproc_per_node=8 train.py dist=fsdp2 experiment=owt_gpt2_124m
+
 Records in the Hydra run dir: .hydra/, param_table.json, metrics.jsonl, summary.json, checkpoints/.
+Only rank 0 writes them; every rank trains on its slice of the same global batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 import sys
 import time
@@ -21,10 +25,22 @@ import torch
 
 import cli
 import data
+import dist
 from model import GPT, count_params, flops_per_token
+from model.mfu import mfu, peak_flops
 from optim import build_optimizer, make_schedule
 from param import apply_init, build_table, model_config
-from records import MetricsLog, latest_checkpoint, load_checkpoint, make_logger, save_checkpoint, write_json_atomic
+from records import (
+    MetricsLog,
+    is_distributed_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    load_distributed,
+    make_logger,
+    save_checkpoint,
+    save_distributed,
+    write_json_atomic,
+)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -51,17 +67,18 @@ def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model, windows, cfg, batch_size: int, device, autocast) -> float:
-    """Mean val loss over eval_iters fixed batches (the same windows at every evaluation)."""
+def evaluate(model, windows, cfg, batch_size: int, device, autocast, rt) -> float:
+    """Mean val loss over eval_iters fixed batches (the same windows at every evaluation),
+    every rank on its slice, averaged over ranks."""
     model.eval()
     total = torch.zeros((), device=device)
     for i in range(cfg.train.eval_iters):
-        x, y = windows.batch(batch_size, seed=cfg.seed, step=i)
+        x, y = windows.batch(batch_size, seed=cfg.seed, step=i, rank=rt.rank, world=rt.world)
         with autocast:
             _, loss = model(*to_device(x, y, device))
         total += loss.float()
     model.train()
-    return (total / cfg.train.eval_iters).item()
+    return dist.mean(total / cfg.train.eval_iters, rt).item()
 
 
 def _resume_path(cfg, ckpt_root: Path) -> Path | None:
@@ -71,7 +88,7 @@ def _resume_path(cfg, ckpt_root: Path) -> Path | None:
     if r == "auto":
         return latest_checkpoint(ckpt_root)  # None: nothing yet, start fresh
     path = Path(r)
-    if not (path / "state.pt").exists() and not path.is_file():
+    if not (path / "state.pt").exists() and not (path / "meta.pt").exists():
         raise cli.UserError(f"train.resume={r}: no checkpoint there; use train.resume=auto or a checkpoints/step_N dir")
     return path
 
@@ -92,97 +109,141 @@ def _same_table(saved: dict | None, table, path: Path) -> None:
         raise cli.UserError(f"train.resume: the checkpoint in {path} has another model shape: resume with its config")
 
 
+def _optimizers(optimizer) -> list:
+    return list(optimizer.parts.values()) if hasattr(optimizer, "parts") else [optimizer]
+
+
+def _rng(device) -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def save(ckpt_root, step, model, optimizer, scaler, extra: dict, rt, keep: int, device) -> None:
+    """One checkpoint: a single file for one process, DCP shards (+ rank 0's meta) under torchrun."""
+    if rt.distributed:
+        save_distributed(ckpt_root, step, model, _optimizers(optimizer), {**extra, "scaler": scaler.state_dict()},
+                         _rng(device), keep, rt.rank)
+    else:
+        save_checkpoint(ckpt_root, step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "scaler": scaler.state_dict(), "rng": _rng(device), **extra}, keep=keep)
+
+
+def restore(path, model, optimizer, scaler, table, rt, device) -> dict:
+    """Load a checkpoint of either kind into model and optimizer; returns its loop state."""
+    if is_distributed_checkpoint(path):
+        meta, rng = load_distributed(path, model, _optimizers(optimizer), rt.rank)
+        _same_table(meta.get("param_table"), table, path)
+    else:
+        if rt.distributed:
+            raise cli.UserError(f"train.resume: {path} is a single-process checkpoint: resume it without torchrun "
+                                "(or export it with `python -m records.export` and start a new run)")
+        meta = load_checkpoint(path)
+        _same_table(meta.get("param_table"), table, path)
+        model.load_state_dict(meta["model"])
+        optimizer.load_state_dict(meta["optimizer"])
+        rng = meta["rng"]
+    scaler.load_state_dict(meta["scaler"])
+    if rng is not None:  # None: this rank did not exist when the checkpoint was written
+        torch.set_rng_state(rng["torch"])
+        if device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], device)
+    return meta
+
+
 def run(cfg, run_dir: Path) -> dict:
-    """Train one model; returns the summary (also written to run_dir/summary.json)."""
+    """Train one model; returns the summary (also written to run_dir/summary.json on rank 0)."""
     cli.check_run(cfg)
     t0 = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(int(tc.threads))
-    device = resolve_device(tc.device)
+    rt, device_name = dist.start(cfg.dist, str(tc.device))
+    device = resolve_device(device_name)
+    run_dir = Path(dist.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
+    if rt.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on Ampere and newer
         torch.backends.cudnn.allow_tf32 = True
     if tc.dtype == "fp16" and device.type != "cuda":
         raise cli.UserError("train.dtype=fp16 needs a CUDA device: use train.dtype=bf16 or fp32 on CPU")
-    autocast = (
-        torch.autocast(device.type, dtype=DTYPES[tc.dtype]) if tc.dtype != "fp32" else contextlib.nullcontext()
-    )
+    per_rank = tc.batch_size // tc.grad_accum
+    if per_rank % rt.world:
+        raise cli.UserError(f"train.batch_size/grad_accum={per_rank} sequences per micro-batch do not split over "
+                            f"{rt.world} ranks: make train.batch_size a multiple of grad_accum x {rt.world}")
+    micro_bs = per_rank // rt.world  # this rank's rows of each global micro-batch
+    autocast = torch.autocast(device.type, dtype=DTYPES[tc.dtype]) if tc.dtype != "fp32" else contextlib.nullcontext()
 
-    # data -> table -> model -> optimizer
+    # data -> table -> model -> optimizer (the table comes from names, before any sharding)
+    if rt.main:
+        data.ensure_prepared(cfg.data)
+    dist.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
     vocab = cli.vocab_size(cfg)
     meta = data.load_meta(data_dir)
     if vocab < meta["vocab_size"]:
         raise cli.UserError(f"model.vocab_size={vocab} is smaller than the data's vocabulary ({meta['vocab_size']}): leave it null")
     table = build_table(cfg, vocab)
-    write_json_atomic(run_dir / "param_table.json", table.to_dict())
-    (run_dir / "param_table.txt").write_text(table.format() + "\n")
+    if rt.main:
+        write_json_atomic(run_dir / "param_table.json", table.to_dict())
+        (run_dir / "param_table.txt").write_text(table.format() + "\n")
     torch.manual_seed(cfg.seed)
     model = GPT(model_config(cfg.model, vocab), table.scales())
     apply_init(model, table)
     model.to(device)
+    n_params, fpt = count_params(model), flops_per_token(model)
+    step_model = dist.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
     optimizer = build_optimizer(cfg, model, table, device.type)
     schedule = make_schedule(cfg, table)
     scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
     train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)
     val_windows = data.TokenWindows(data_dir, "val", cfg.model.context)
-    micro_bs = tc.batch_size // tc.grad_accum
     tokens_per_step = tc.batch_size * cfg.model.context
+    peak, peak_what = peak_flops(device, tc.dtype)
 
     # resume: model, optimizer, step, RNG; batches depend only on (seed, step, micro)
     ckpt_root = run_dir / "checkpoints"
     metrics = MetricsLog(run_dir)
     start, first_loss, best_val, val_loss, train_time = 0, None, math.inf, None, 0.0
     resume = _resume_path(cfg, ckpt_root)
+    if resume is None and rt.main and metrics.rewind(-1):  # a fresh run in a used dir: set the old records aside
+        print(f"{run_dir} held metrics of an earlier run: moved to metrics.superseded.jsonl")
     if resume is not None:
-        state = load_checkpoint(resume)
-        _same_table(state.get("param_table"), table, resume)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        state = restore(resume, model, optimizer, scaler, table, rt, device)
         start, first_loss, best_val, val_loss = state["step"], state["first_loss"], state["best_val"], state["val_loss"]
         train_time = state["train_time"]
-        moved = metrics.rewind(start)
-        print(f"resumed from {resume} at step {start}" + (f" ({moved} later records moved to metrics.superseded.jsonl)" if moved else ""))
-    step_model = torch.compile(model) if tc.compile else model
-    logger = make_logger(cfg, run_dir)
-    n_params = count_params(model)
+        moved = metrics.rewind(start) if rt.main else 0
+        if rt.main:
+            print(f"resumed from {resume} at step {start}" + (f" ({moved} later records moved to metrics.superseded.jsonl)" if moved else ""))
+    logger = make_logger(cfg, run_dir) if rt.main else None
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt_root, step, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-            "step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "train_time": train_time,
-            "config": cli.to_container(cfg), "param_table": table.to_dict(),
-        }, keep=tc.ckpt_keep)
+        extra = {"step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss,
+                 "train_time": train_time, "config": cli.to_container(cfg), "param_table": table.to_dict()}
+        save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
 
     def log(record: dict) -> None:
-        metrics.write(record)
-        logger.log(record, step=record["step"])
+        if rt.main:
+            metrics.write(record)
+            logger.log(record, step=record["step"])
 
     if start == 0:
-        val_loss = best_val = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast)
+        val_loss = best_val = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt)
         log({"step": 0, "tokens": 0, "val_loss": val_loss, "elapsed": time.time() - t0})
 
     # the hot loop: no host sync except at log / eval / checkpoint steps
     from tqdm import tqdm
 
-    bar = tqdm(total=tc.steps, initial=start, disable=not tc.progress or None, dynamic_ncols=True, unit="step")
+    bar = tqdm(total=tc.steps, initial=start, disable=not (tc.progress and rt.main) or None, dynamic_ncols=True, unit="step")
     params = list(model.parameters())
-    loss_sum, n_sum, grad_norm = torch.zeros((), device=device), 0, None
+    foreach = None if rt.strategy == "fsdp2" else True  # DTensor grads: let torch pick
+    loss_sum, n_sum, grad_norm, train_loss = torch.zeros((), device=device), 0, None, float("nan")
     diverged, done, last_log_step, last_log_time, paused = False, start, start, time.time(), 0.0
     for step in range(start, tc.steps):
         done = step + 1
         is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps
         factor = schedule.apply(optimizer, step)
         for micro in range(tc.grad_accum):
-            x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro)
+            x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro, rank=rt.rank, world=rt.world)
             x, y = to_device(x, y, device)
             with autocast:
                 _, loss = step_model(x, y)
@@ -191,7 +252,7 @@ def run(cfg, run_dir: Path) -> dict:
         if tc.grad_clip > 0 or is_log:
             scaler.unscale_(optimizer)
             max_norm = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure only
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -200,14 +261,15 @@ def run(cfg, run_dir: Path) -> dict:
 
         if is_log:
             now = time.time()
-            train_loss = (loss_sum / n_sum).item()
+            train_loss = dist.mean(loss_sum / n_sum, rt).item()  # the global mean over ranks
+            gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             interval = max(now - last_log_time - paused, 1e-9)  # eval and checkpoint time excluded
             train_time += interval
             tok_s = (done - last_log_step) * tokens_per_step / interval
             first_loss = train_loss if first_loss is None else first_loss
             log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
-                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor,
-                 "grad_norm": grad_norm.item(), "tok_per_s": tok_s, "elapsed": now - t0})
+                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
+                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "elapsed": now - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
             loss_sum.zero_()
             n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
@@ -218,7 +280,7 @@ def run(cfg, run_dir: Path) -> dict:
 
         pause_start = time.time()
         if done % tc.eval_interval == 0 or done == tc.steps:
-            val_loss = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast)
+            val_loss = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt)
             best_val = min(best_val, val_loss)
             log({"step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "elapsed": time.time() - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
@@ -230,24 +292,27 @@ def run(cfg, run_dir: Path) -> dict:
             checkpoint(done)
         paused += time.time() - pause_start
     bar.close()
-    metrics.close()
 
+    tok_per_s = done * tokens_per_step / train_time if train_time > 0 else None
     summary = {
         "final_val_loss": val_loss, "best_val_loss": best_val, "diverged": diverged,
-        "steps": done, "tokens": done * tokens_per_step,
-        "tok_per_s": done * tokens_per_step / train_time if train_time > 0 else None,
+        "steps": done, "tokens": done * tokens_per_step, "tok_per_s": tok_per_s,
+        "mfu": mfu(fpt, tok_per_s, peak) if tok_per_s else None, "mfu_peak": peak_what,
         "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0,
-        "params_non_embedding": n_params, "flops_per_token": flops_per_token(model), "device": str(device),
+        "params_non_embedding": n_params, "flops_per_token": fpt, "device": str(device), "world_size": rt.world,
         "config": {
             "data": cfg.data.name, "param": cfg.param.name, "optim": cfg.optim.name, "lr": cfg.optim.lr,
             "weight_decay": cfg.optim.weight_decay, "width": cfg.model.width, "depth": cfg.model.depth,
-            "context": cfg.model.context, "batch_size": tc.batch_size, "steps": tc.steps, "seed": cfg.seed, "dtype": tc.dtype,
+            "context": cfg.model.context, "batch_size": tc.batch_size, "steps": tc.steps, "seed": cfg.seed,
+            "dtype": tc.dtype, "dist": rt.strategy,
         },
         "run_dir": str(run_dir),
     }
-    write_json_atomic(run_dir / "summary.json", summary)
-    logger.summary(summary)
-    logger.finish()
+    if rt.main:
+        metrics.close()
+        write_json_atomic(run_dir / "summary.json", summary)
+        logger.summary(summary)
+        logger.finish()
     return summary
 
 
@@ -264,8 +329,13 @@ if __name__ == "__main__":
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def main(cfg) -> float:
         summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
-        _report(summary)
+        if int(os.environ.get("RANK", "0")) == 0:
+            _report(summary)
+        dist.finish()  # after run() returned: model and optimizer are gone (platform notes §4)
         return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers
 
     cli.guard(cli.check_overrides)(sys.argv[1:])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
+        # one run dir for every rank: the job id torchrun gives all of them (not each rank's clock)
+        sys.argv.append(f"hydra.run.dir=outputs/${{now:%Y-%m-%d}}/torchrun-{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}")
     main()

@@ -56,12 +56,13 @@ def _full(t: torch.Tensor) -> torch.Tensor:
 
 
 def _local(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The part of `full` that this rank holds for parameter `like` (itself when not sharded)."""
+    """`full` laid out as parameter `like` (itself when not sharded). Every rank computed the
+    same full matrix, so each keeps its own shard: no communication (src_data_rank=None)."""
     if not hasattr(like, "device_mesh"):
         return full
     from torch.distributed.tensor import distribute_tensor
 
-    return distribute_tensor(full, like.device_mesh, like.placements).to_local()
+    return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
 
 
 class Muon(GroupwiseOptimizer):

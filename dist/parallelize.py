@@ -1,0 +1,43 @@
+"""Apply torch.compile, activation checkpointing, FSDP2 or DDP to a built model: the one place
+that knows about them (model/ never does). Order (torchtitan's): compile and checkpoint each
+block, then fully_shard each block, then the root."""
+
+from __future__ import annotations
+
+import torch
+
+from cli import UserError
+from dist.runtime import Runtime
+
+MP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def parallelize(model: torch.nn.Module, dcfg, rt: Runtime, device: torch.device, compile_blocks: bool) -> torch.nn.Module:
+    """The module to train (the model itself, or its DDP wrapper); parameters keep their names."""
+    if dcfg.activation_checkpointing:
+        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+
+        for i, block in enumerate(model.blocks):
+            model.blocks[i] = checkpoint_wrapper(block)
+    if compile_blocks:
+        for block in model.blocks:
+            block.compile()  # per block, before sharding (FSDP2 + compile: platform notes §4)
+    if rt.strategy == "fsdp2":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(device.type, (rt.world,))
+        kw = {"mesh": mesh, "reshard_after_forward": bool(dcfg.reshard_after_forward)}
+        if dcfg.mixed_precision:
+            if dcfg.mixed_precision not in MP_DTYPES:
+                raise UserError(f"dist.mixed_precision={dcfg.mixed_precision!r}: choose null, bf16, fp16 or fp32")
+            kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=MP_DTYPES[dcfg.mixed_precision], reduce_dtype=torch.float32)
+        for block in model.blocks:
+            fully_shard(block, **kw)
+        fully_shard(model, **kw)  # the root: embeddings, final LN and the (tied) readout
+        return model
+    if rt.strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model
