@@ -269,7 +269,8 @@ def run(cfg, run_dir: Path) -> dict:
             first_loss = train_loss if first_loss is None else first_loss
             log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
                  "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
-                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "elapsed": now - t0})
+                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "peak_memory_mb": peak_memory_mb(device),
+                 "elapsed": now - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
             loss_sum.zero_()
             n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
