@@ -195,6 +195,9 @@ def check_run(cfg) -> None:
     from param.rules import rules_for
     from param.table import check_param
 
+    from optim.schedule import Schedule
+
     check_config(cfg)
     check_param(cfg)
     check(cfg.optim, rules_for(cfg.param, cfg.model.width, cfg.model.depth))
+    Schedule(cfg.schedule, 1, hidden_wd=1.0)  # names, warmup, decay: checked before any work

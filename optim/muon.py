@@ -99,13 +99,17 @@ class Muon(GroupwiseOptimizer):
 
 class Hybrid:
     """Several torch optimizers stepped as one (Muon on hidden matrices, AdamW on the rest).
-    `param_groups` is the concatenation of theirs (the same dicts), so the LR schedule sees
-    every group; state dicts nest by part."""
+    `param_groups` is the concatenation of the parts' current groups (the same dicts), so the LR
+    schedule reaches every group, after a checkpoint load too; state dicts nest by part."""
 
     def __init__(self, parts: dict[str, torch.optim.Optimizer]):
         self.parts = parts
-        self.param_groups = [g for opt in parts.values() for g in opt.param_groups]
         self.defaults = {}
+
+    @property
+    def param_groups(self) -> list[dict]:
+        # read through every time: load_state_dict gives the parts new group dicts
+        return [g for opt in self.parts.values() for g in opt.param_groups]
 
     @property
     def state(self):

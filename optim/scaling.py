@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 from cli import UserError
 from model import HIDDEN_ROLES
 
@@ -91,16 +93,22 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
     if spec.hidden is not None and not hidden and o.get("adamw_lr_ratio", 1.0) != 1.0:
         lr *= float(o.adamw_lr_ratio)  # the AdamW half of a hybrid (spectral paper: 1/10 for plain Muon)
         formulas["lr"] += f" x optim.adamw_lr_ratio={o.adamw_lr_ratio:g}"
+    width_init = 1.0
     if spec.derived == "adafactor" and role in INIT_ROLES:
         # Everett et al. 2024 (spec §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
-        # c_Adafactor = c_Adam - b: divide the Adam factor by the init-std factor m^-b.
+        # c_Adafactor = c_Adam - b: divide the Adam factor by the width part m^-b of the init std
+        # (its value over its value at m = 1: constants and depth factors such as 1/sqrt(2L) stay out).
+        from param.expr import evaluate  # here: param imports this module
+
         init_f = rules.init(role)
-        lr /= init_f.value
-        formulas["lr"] += f" / ({init_f.shown('1', env).split('  [')[0]})  [Everett: c = c_Adam - b]"
+        width_init = init_f.value / evaluate(init_f.formula, {**env, "m": 1.0})
+        lr /= width_init
+        formulas["lr"] += f" / m^{math.log(width_init, env['m']) if env['m'] != 1 else 0:+.3g} (init's width factor)  [Everett: c = c_Adam - b]"
     wd = 0.0
     if not vector or wd_on_vectors(o, p):
         wd_f = rules.optim(family, "wd", role) if o.get("wd_scaling", True) else None
-        factor = wd_f.value if wd_f else 1.0
+        # torch's Adafactor decays by lr·wd per step: keep lr·wd as the adam rules make it [I]
+        factor = (wd_f.value if wd_f else 1.0) * width_init
         shown = wd_f.shown("λ", env) if wd_f else "λ (optim.wd_scaling=false)"
         if o.get("wd_mode", "coupled") == "independent":
             wd = float(o.weight_decay) * factor / float(o.lr)
