@@ -39,6 +39,9 @@ def guard(fn: Callable) -> Callable:
                 raise
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except BrokenPipeError:  # `python -m param ... | head`: the reader left, nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
 
     return wrapper
 
