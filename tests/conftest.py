@@ -52,3 +52,20 @@ def run_cli(*args, cwd=REPO, env=None, timeout=300) -> subprocess.CompletedProce
     """Run `python <args>` in the repo as a user would; returns the completed process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def resume_midway(cfg, tmp_path: Path, step: int = 10) -> tuple[Path, Path]:
+    """Train `cfg` whole, then replay an interruption: a run dir holding only the checkpoint at
+    `step` and the metrics the dying run had written past it, resumed with train.resume=auto.
+    Returns (whole run dir, resumed run dir)."""
+    import shutil
+
+    from train import run
+
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    run(cfg, whole)
+    shutil.copytree(whole / "checkpoints" / f"step_{step:06d}", part / "checkpoints" / f"step_{step:06d}")
+    shutil.copy(whole / "metrics.jsonl", part / "metrics.jsonl")
+    cfg.train.resume = "auto"
+    run(cfg, part)
+    return whole, part

@@ -17,13 +17,13 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 import cli
+from conftest import resume_midway
 from model import GPT, HIDDEN_ROLES
 from optim import build_optimizer
 from optim.adam_atan2 import AdamAtan2
@@ -720,13 +720,6 @@ def test_hybrid_schedule_still_reaches_every_part_after_load_state_dict():
 
 @pytest.mark.parametrize("optim", ["muon_kimi", "muon"])
 def test_a_resumed_hybrid_run_repeats_the_uninterrupted_loss_curve_exactly(tiny_cfg, tmp_path, optim):
-    from train import run
-
     cfg = tiny_cfg(f"optim={optim}", f"optim.lr={TRAIN_LR[optim]}", "optim.weight_decay=0.1")  # cosine: the LR moves after step 10
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    run(cfg, whole)
-    shutil.copytree(whole / "checkpoints" / "step_000010", part / "checkpoints" / "step_000010")
-    shutil.copy(whole / "metrics.jsonl", part / "metrics.jsonl")
-    cfg.train.resume = "auto"
-    run(cfg, part)
+    whole, part = resume_midway(cfg, tmp_path)
     assert _curve(part) == _curve(whole)

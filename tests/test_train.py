@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 import records.checkpoint as ckpt
-from conftest import TINY, run_cli
+from conftest import TINY, resume_midway, run_cli
 from records import latest_checkpoint, load_checkpoint, read_jsonl, save_checkpoint
 from train import run
 
@@ -57,13 +56,7 @@ def test_param_table_json_lists_every_parameter_exactly_once(tiny_cfg, tmp_path)
 
 def test_a_resumed_run_repeats_the_uninterrupted_loss_curve_exactly(tiny_cfg, tmp_path):
     cfg = tiny_cfg("model.dropout=0.1", "train.grad_accum=2")  # dropout: the RNG state must resume too
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    run(cfg, whole)
-    # the interrupted run: its checkpoint at step 10, and metrics it wrote after it before dying
-    shutil.copytree(whole / "checkpoints" / "step_000010", part / "checkpoints" / "step_000010")
-    shutil.copy(whole / "metrics.jsonl", part / "metrics.jsonl")
-    cfg.train.resume = "auto"
-    run(cfg, part)
+    whole, part = resume_midway(cfg, tmp_path)
     assert curve(part) == curve(whole)  # bit-for-bit on CPU
     superseded = read_jsonl(part / "metrics.superseded.jsonl")
     assert superseded and min(r["step"] for r in superseded) == 11  # nothing written is thrown away
