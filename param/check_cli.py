@@ -1,0 +1,193 @@
+"""Files, figures and the command line of the parameterization checks (param/py does the
+measuring and judging): values.csv, check.json, log-log PNGs, the printed verdict, `--json`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import cli
+from param.checks import Sweep, compose, expectation, judge, run_sweep, selected, slope
+
+
+def _bounds(r: dict) -> str:
+    lo, hi = r["lo"], r["hi"]
+    if hi == math.inf:
+        return f">= {lo:+.2f}"
+    if lo == -math.inf:
+        return f"<= {hi:+.2f}"
+    return f"{(lo + hi) / 2:+.2f} ± {(hi - lo) / 2:.2f}"
+
+
+SHOWN = {"PASS": "PASS", "FAIL": "FAIL", "GROWS": "grows as SP should"}
+
+
+def format_verdict(sweep: Sweep, verdict: dict, quantities) -> str:
+    lines = [sweep.title, f"  slopes (log2-log2 against {sweep.axis}, at the last step with values):"]
+    lines += [f"    {q:<22} {slope(sweep, q, -1):+.3f}" for q in quantities]
+    if verdict["claims"]:
+        lines.append(f"  {'quantity':<14} {'steps':>6} {'slope':>7} {'at':>3}  {'expected':<14} {'verdict':<18} claim")
+    for r in verdict["claims"]:
+        lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_bounds(r):<14} "
+                     f"{SHOWN[r['status']]:<18} {r['text']}")
+    overall = verdict["status"]
+    if overall == "NO CLAIM":
+        lines.append("  overall: NO CLAIM (this parameterization makes no claim on this axis; set check.expect=mup|sp to judge one)")
+    else:
+        lines.append(f"  overall: {'grows as SP should' if overall == 'GROWS' else overall}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def write_data(out: Path, sweep: Sweep, verdict: dict, quantities) -> None:
+    """<out>/values.csv (one row per size, step, quantity) and <out>/check.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "values.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["axis", "size", "step", "quantity", "mean", "std", "seeds"])
+        for q in sorted(sweep.mean):
+            for i, step in enumerate(sweep.steps):
+                for j, size in enumerate(sweep.sizes):
+                    if np.isfinite(sweep.mean[q][i, j]):
+                        w.writerow([sweep.axis, size, step, q, f"{sweep.mean[q][i, j]:.6g}", f"{sweep.std[q][i, j]:.6g}", len(sweep.seeds)])
+    doc = summary(sweep, verdict, quantities)
+    doc["values"] = {q: {"mean": _listed(sweep.mean[q]), "std": _listed(sweep.std[q])} for q in sorted(sweep.mean)}
+    (out / "check.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def _listed(a: np.ndarray) -> list:
+    return [[None if not np.isfinite(x) else float(x) for x in row] for row in a]
+
+
+def _num(x: float):
+    return float(x) if math.isfinite(x) else None  # JSON has no NaN / Infinity
+
+
+def summary(sweep: Sweep, verdict: dict, quantities) -> dict:
+    """What --json prints: {"slopes": {quantity: slope}, "verdict": {...}} plus the sweep."""
+    claims = [{**r, "lo": _num(r["lo"]), "hi": _num(r["hi"]), "slope": _num(r["slope"])} for r in verdict["claims"]]
+    return {
+        "title": sweep.title, "axis": sweep.axis, "sizes": sweep.sizes, "steps": sweep.steps, "seeds": sweep.seeds,
+        "slopes": {q: _num(slope(sweep, q, -1)) for q in quantities},
+        "verdict": {"status": verdict["status"], "claims": claims},
+    }
+
+
+def loglog_panel(ax, sizes, lines: dict, title: str, xlabel: str) -> None:
+    """One log-log panel, one line per entry of `lines` (label -> values over sizes), μP-library style."""
+    import matplotlib as mpl
+
+    colors = mpl.colormaps["viridis"](np.linspace(0, 0.9, max(len(lines), 1)))
+    for color, (label, values) in zip(colors, lines.items()):
+        v = np.asarray(values, dtype=float)
+        if np.isfinite(v).any() and (v[np.isfinite(v)] > 0).all():
+            ax.plot(sizes, v, marker="o", ms=3, color=color, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def save_figure(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ----------------------------------------------------------------------------- command line
+
+USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure")
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict]:
+    """Overrides and flags (--json, --out DIR, --no-plot, --compare sp,mup, --figure PATH)."""
+    overrides, flags, i = [], {}, 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--"):
+            overrides.append(a)
+        elif a in ("--json", "--no-plot"):
+            flags[a] = True
+        elif a in ("--out", "--compare", "--figure"):
+            if i + 1 >= len(argv):
+                raise cli.UserError(f"{a} needs a value, e.g. {a} {'sp,mup' if a == '--compare' else 'outputs/x'}")
+            flags[a], i = argv[i + 1], i + 1
+        else:
+            raise cli.UserError(f"unknown flag {a}: use {', '.join(USAGE_FLAGS)}")
+        i += 1
+    return overrides, flags
+
+
+def check_one(tool, overrides: list[str], name: str) -> tuple:
+    """Compose, sweep, judge: (cfg, sweep, verdict, quantities)."""
+    import torch
+
+    cfg = compose(overrides)
+    quantities = selected(cfg, tool.QUANTITIES)
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
+    family, alpha = expectation(cfg)
+    k = f" k={cfg.param.block_depth}" if cfg.param.get("block_depth") else ""
+    fixed = f"depth={cfg.model.depth}" if cfg.check.axis == "width" else f"width={cfg.model.width}"
+    title = (f"{name}: param={cfg.param.name}{k} optim={cfg.optim.name} lr={cfg.optim.lr:g} {fixed} axis={cfg.check.axis} "
+             f"sizes={list(cfg.check.sizes)} steps={tool.steps(cfg)[-1]} seeds={len(cfg.check.seeds)} claim={family}")
+    sweep = run_sweep(cfg, tool, title)
+    claims = [c for c in tool.claims(cfg, family, alpha) if c.quantity in quantities]
+    return cfg, sweep, judge(sweep, claims), quantities
+
+
+def main(tool, name: str, argv: list[str]) -> int:
+    """The shared command line of the checks; exit code 0 unless a claim fails (1)."""
+    overrides, flags = parse(argv)
+    if "--compare" in flags:
+        return compare(tool, name, overrides, flags)
+    cfg, sweep, verdict, quantities = check_one(tool, overrides, name)
+    default = Path("outputs") / "checks" / f"{name}-{cfg.param.name}-{cfg.optim.name}-{cfg.check.axis}"
+    out = Path(flags.get("--out") or default)
+    write_data(out, sweep, verdict, quantities)
+    if not flags.get("--no-plot"):
+        tool.plot(sweep, quantities, out)
+    if flags.get("--json"):
+        print(json.dumps(summary(sweep, verdict, quantities)))
+    else:
+        print(format_verdict(sweep, verdict, quantities))
+        print(f"  wrote {out}/values.csv, check.json" + ("" if flags.get("--no-plot") else ", *.png"))
+    return 1 if verdict["status"] == "FAIL" else 0
+
+
+def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
+    """Sweep each parameterization of --compare (e.g. sp,mup) and draw them side by side."""
+    params = [p for p in flags["--compare"].split(",") if p]
+    if len(params) < 2:
+        raise cli.UserError(f"--compare {flags['--compare']}: give two or more parameterizations, e.g. --compare sp,mup")
+    results = [check_one(tool, [*overrides, f"param={p}"], name) for p in params]
+    quantities = results[0][3]
+    figure = Path(flags.get("--figure") or Path("outputs") / "checks" / f"{name}-{'-vs-'.join(params)}.png")
+    tool.plot_compare([(p, r[1]) for p, r in zip(params, results)], quantities, figure)
+    for _, sweep, verdict, q in results:
+        print(format_verdict(sweep, verdict, q))
+    print(f"  wrote {figure}")
+    return 1 if any(r[2]["status"] == "FAIL" for r in results) else 0
+
+
+def entry(tool, name: str) -> None:
+    sys.exit(cli.guard(main)(tool, name, sys.argv[1:]))
