@@ -29,6 +29,7 @@ import dist
 from model import GPT, count_params, flops_per_token
 from model.mfu import mfu, peak_flops
 from optim import build_optimizer, make_schedule
+from optim.diagnostics import make_diagnostics
 from param import apply_init, build_table, model_config
 from records import (
     MetricsLog,
@@ -194,6 +195,7 @@ def run(cfg, run_dir: Path) -> dict:
     step_model = dist.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
     optimizer = build_optimizer(cfg, model, table, device.type)
     schedule = make_schedule(cfg, table)
+    diag = make_diagnostics(cfg, model, optimizer, table)  # None (no cost) unless diagnostics.interval > 0
     scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
     train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)
     val_windows = data.TokenWindows(data_dir, "val", cfg.model.context)
@@ -240,7 +242,8 @@ def run(cfg, run_dir: Path) -> dict:
     diverged, done, last_log_step, last_log_time, paused = False, start, start, time.time(), 0.0
     for step in range(start, tc.steps):
         done = step + 1
-        is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps
+        is_diag = diag is not None and diag.due(done)  # a diagnostic step is also a logging step
+        is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps or is_diag
         factor = schedule.apply(optimizer, step)
         for micro in range(tc.grad_accum):
             x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro, rank=rt.rank, world=rt.world)
@@ -253,7 +256,10 @@ def run(cfg, run_dir: Path) -> dict:
             scaler.unscale_(optimizer)
             max_norm = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure only
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
+        if is_diag:
+            diag.before(x)  # keeps W and this batch's layer inputs
         scaler.step(optimizer)
+        diag_record = diag.after() if is_diag else {}
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         n_sum += 1
@@ -269,7 +275,7 @@ def run(cfg, run_dir: Path) -> dict:
             first_loss = train_loss if first_loss is None else first_loss
             log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
                  "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
-                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "peak_memory_mb": peak_memory_mb(device),
+                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "peak_memory_mb": peak_memory_mb(device), **diag_record,
                  "elapsed": now - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
             loss_sum.zero_()
