@@ -1,0 +1,215 @@
+"""The checks of a parameterization are claims, and each can fail: coordinate checks in width and
+depth (spec §8.4, §8.5), spectral norms of weights and first updates (spec §8.3, §8.6), and the
+training diagnostics (spec §6.1, §6.2, §8.10).
+
+Shapes are tiny (width 32..128 at depth 2, or depth 2..8 at width 32; 3-4 steps; 2 seeds), so
+the slopes are noisier than the tool's defaults (width 64..512, 10 steps, 3 seeds: μP's worst
+|slope| there is 0.07). Tolerances, in log2-log2 slope:
+- flatness: 0.2 (check.tolerance's default). The μP/CompleteP slopes below stay within ±0.12;
+  the rules broken on purpose miss by 0.3 or more (SP LR: +1; no 1/m on the logits: +0.5).
+- growth: >= 0.25 (check.grow_min). SP's h_L grows at +1.0 or more in width and +0.5 in depth here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import cli
+from conftest import TINY, run_cli
+from param import check_cli, checks, coord_check, spectral_check
+from records import read_jsonl
+from train import run
+
+WIDTH = ["check.sizes=[32,64,128]", "param.base_width=32", "model.depth=2"]
+DEPTH = ["check.axis=depth", "check.sizes=[2,4,8]", "model.width=32", "param.base_depth=2"]
+FAST = ["check.seeds=[1,2]", "train.steps=4", "model.context=32", "train.threads=1"]
+
+
+@pytest.fixture
+def check(data_root):
+    """check(tool, *overrides) -> (sweep, verdict) of a sweep on the session's data."""
+
+    def make(tool, *overrides):
+        _, sweep, verdict, _ = check_cli.check_one(tool, [f"data.root={data_root}", *FAST, *overrides], "test")
+        return sweep, verdict
+
+    return make
+
+
+def claim(verdict, quantity: str) -> dict:
+    return next(r for r in verdict["claims"] if r["quantity"] == quantity)
+
+
+# ----------------------------------------------------------------------------- coordinate checks
+
+def test_mup_activations_stay_flat_in_width(check):
+    sweep, verdict = check(coord_check, "param=mup", *WIDTH)
+    assert verdict["status"] == "PASS", check_cli.format_verdict(sweep, verdict, coord_check.QUANTITIES)
+    judged = {r["quantity"] for r in verdict["claims"]}
+    assert judged == set(coord_check.QUANTITIES)  # every quantity, at every step (see claims())
+    for q in ("embedding", "attn", "mlp", "h_L"):
+        assert all(abs(checks.slope(sweep, q, t)) <= 0.2 for t in sweep.steps), q
+
+
+def test_sp_logits_grow_with_width_under_adam(check):
+    sweep, verdict = check(coord_check, "param=sp", *WIDTH)
+    assert verdict["status"] == "GROWS"
+    assert claim(verdict, "logits")["slope"] >= 0.25
+    assert checks.slope(sweep, "h_L", -1) > 0.8  # the residual stream blows up faster still
+
+
+@pytest.mark.parametrize("param", [["param=completep"], ["param=spectral"]], ids=["completep", "spectral k=2"])
+def test_completep_and_spectral_k2_residual_stream_stays_flat_in_depth(check, param):
+    sweep, verdict = check(coord_check, *param, *DEPTH)
+    assert claim(verdict, "h_L")["status"] == "PASS"
+    assert verdict["status"] == "PASS", check_cli.format_verdict(sweep, verdict, coord_check.QUANTITIES)
+
+
+def test_sp_without_branch_scaling_grows_in_depth(check):
+    sweep, verdict = check(coord_check, "param=sp", *DEPTH)
+    assert verdict["status"] == "GROWS"
+    assert checks.slope(sweep, "h_L", -1) >= 0.25
+
+
+def test_k1_and_k2_rules_each_flatten_their_own_per_block_quantity(check):
+    """Spec §8.5: at init √L·‖α F‖_R is flat for k=1 and L·‖α F‖_R for k>=2; the first update
+    L·‖α ΔF‖_R is flat for both. Each model fails the other's init claim."""
+    per_block = ["check.quantities=[attn,mlp,attn_update,mlp_update]", "param=spectral"]
+    k1, v1 = check(coord_check, *per_block, "param.block_depth=1", *DEPTH)
+    k2, v2 = check(coord_check, *per_block, "param.block_depth=2", *DEPTH)
+    assert v1["status"] == "PASS" and v2["status"] == "PASS"
+    for b in ("attn", "mlp"):
+        assert abs(checks.slope(k1, b, 0) + 0.5) <= 0.2 and abs(checks.slope(k2, b, 0) + 1.0) <= 0.2
+        assert abs(checks.slope(k1, b, 0) + 1.0) > 0.2 and abs(checks.slope(k2, b, 0) + 0.5) > 0.2
+        assert abs(checks.slope(k1, f"{b}_update", 1) + 1.0) <= 0.2 and abs(checks.slope(k2, f"{b}_update", 1) + 1.0) <= 0.2
+
+
+def test_dropping_the_readout_multiplier_fails_the_width_check(check):
+    """μP with `param.forward.readout=1` (no 1/m on the logits): the logits grow and the check says FAIL."""
+    sweep, verdict = check(coord_check, "param=mup", "param.forward.readout=1", "check.quantities=[logits,h_L]", *WIDTH)
+    assert verdict["status"] == "FAIL"
+    assert claim(verdict, "logits")["status"] == "FAIL" and checks.slope(sweep, "logits", -1) > 0.3
+
+
+def test_completep_without_branch_scaling_fails_the_depth_check(check):
+    """CompleteP with the 1/L branch multiplier removed (param.forward.branch=1) fails its depth claims."""
+    _, verdict = check(coord_check, "param=completep", "param.forward.branch=1", *DEPTH)
+    assert verdict["status"] == "FAIL"
+    assert claim(verdict, "attn")["status"] == "FAIL"
+
+
+# ----------------------------------------------------------------------------- spectral norms
+
+def test_power_iteration_finds_the_largest_singular_value():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(96, 32, generator=g)
+    exact = torch.linalg.svdvals(a)[0].item()
+    assert spectral_check.sigma_max(a, 50, torch.Generator().manual_seed(1)) == pytest.approx(exact, rel=5e-3)
+    assert spectral_check.rms_norm(a, 32, 96, 50, torch.Generator().manual_seed(1)) == pytest.approx(math.sqrt(32 / 96) * exact, rel=5e-3)
+
+
+def test_weight_and_update_norms_are_flat_in_width_under_mup_and_grow_under_sp(check):
+    mup, v_mup = check(spectral_check, "param=mup", *WIDTH)
+    sp, v_sp = check(spectral_check, "param=sp", *WIDTH)
+    assert v_mup["status"] == "PASS" and v_sp["status"] == "GROWS"
+    for role in ("attn_qkv", "attn_out", "mlp_in", "mlp_out"):
+        assert abs(checks.slope(mup, f"W.{role}")) <= 0.2 and abs(checks.slope(mup, f"dW.{role}")) <= 0.2
+        assert checks.slope(sp, f"W.{role}") == pytest.approx(0.5, abs=0.2)  # σ fixed: ‖W‖_R ∝ √n
+        assert checks.slope(sp, f"dW.{role}") == pytest.approx(1.0, abs=0.2)  # sign-like update: ∝ n
+
+
+def test_the_sp_learning_rate_on_mup_fails_the_update_check(check):
+    """μP with Adam's hidden LR left at η (param.adam.lr.hidden=1): ‖ΔW‖_R grows ∝ m, FAIL."""
+    _, verdict = check(spectral_check, "param=mup", "param.adam.lr.hidden=1", *WIDTH)
+    assert verdict["status"] == "FAIL"
+    assert claim(verdict, "dW.mlp_in")["status"] == "FAIL" and claim(verdict, "W.mlp_in")["status"] == "PASS"
+
+
+def test_spectral_k2_update_norms_follow_the_depth_rules(check):
+    sweep, verdict = check(spectral_check, "param=spectral", *DEPTH)
+    assert verdict["status"] == "PASS"
+    assert checks.slope(sweep, "dW.attn_out") == pytest.approx(-1.0, abs=0.2)  # r·α·‖ΔW‖_R flat
+
+
+# ----------------------------------------------------------------------------- command line and files
+
+def test_coord_check_writes_csv_json_and_one_png_per_quantity(data_root, tmp_path, capsys):
+    args = [f"data.root={data_root}", *FAST, "param=mup", *WIDTH, "check.seeds=[1]", "--out", str(tmp_path)]
+    assert check_cli.main(coord_check, "coord_check", args) == 0
+    printed = capsys.readouterr().out
+    assert "overall: PASS" in printed
+    assert {p.name for p in tmp_path.glob("*.png")} == {f"{q}.png" for q in coord_check.QUANTITIES}
+    doc = json.loads((tmp_path / "check.json").read_text())
+    assert doc["verdict"]["status"] == "PASS" and set(doc["slopes"]) == set(coord_check.QUANTITIES)
+    rows = (tmp_path / "values.csv").read_text().splitlines()
+    assert rows[0] == "axis,size,step,quantity,mean,std,seeds" and any(",attn.1," in r for r in rows)
+
+
+def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):
+    proc = run_cli("-m", "param.spectral_check", f"data.root={data_root}", *FAST, "check.seeds=[1]", "param=mup", *WIDTH,
+                   "--json", "--no-plot", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["verdict"]["status"] == "PASS" and math.isfinite(doc["slopes"]["dW.mlp_in"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["check.sizes=[64,128]"], "a slope needs at least 3"),
+    (["check.quantities=[h_l]"], "unknown quantity 'h_l'"),
+    (["check.axis=height"], "choose width or depth"),
+    (["check.sizes=[40,80,160]"], "check.sizes: at model.width=40"),
+    (["check.expect=maybe"], "check.expect='maybe'"),
+])
+def test_bad_check_settings_get_one_line(data_root, capsys, overrides, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.guard(check_cli.main)(coord_check, "coord_check", [f"data.root={data_root}", *overrides, "--no-plot"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith("error: ") and "\n" not in err and message in err
+
+
+# ----------------------------------------------------------------------------- training diagnostics
+
+def test_diagnostics_log_the_weight_decay_quantities_and_change_nothing(tiny_cfg, tmp_path):
+    on = run(tiny_cfg("++diagnostics.interval=5", "++diagnostics.per_layer=true", "optim.weight_decay=0.1"), tmp_path / "on")
+    off = run(tiny_cfg("optim.weight_decay=0.1"), tmp_path / "off")
+    rec_on, rec_off = read_jsonl(tmp_path / "on" / "metrics.jsonl"), read_jsonl(tmp_path / "off" / "metrics.jsonl")
+    assert not any(k.startswith("diag/") for r in rec_off for k in r)
+    diag = [r for r in rec_on if any(k.startswith("diag/") for k in r)]
+    assert [r["step"] for r in diag] == [5, 10, 15, 20]
+    for r in diag:
+        for role in ("attn_qkv", "attn_out", "mlp_in", "mlp_out"):
+            m = {k.rsplit("/", 1)[1]: v for k, v in r.items() if k.startswith(f"diag/{role}/")}
+            assert set(m) == {"rel_update", "rel_update_eq", "weight_rms", "rrc", "align_ratio", "eps_frac"}
+            assert all(isinstance(v, float) and math.isfinite(v) for v in m.values()), m
+            assert 0 < m["rel_update"] < 1 and 0 < m["rrc"] < 1 and 0 < m["weight_rms"] < 1
+            assert 0.1 < m["align_ratio"] < 50  # α_ΔW/α_W: ≈ √C early in training (spec §6.1), C = 32 or 128 here
+            assert 0 <= m["eps_frac"] <= 1
+        layer = {k.rsplit("/", 1)[1]: v for k, v in r.items() if k.startswith("diag/blocks.1.mlp.fc.weight/")}
+        assert layer["align_ratio"] == pytest.approx(layer["rrc"] / layer["rel_update"])  # spec §6.1
+    # √(2·η_t·λ) from the step's LR (cosine schedule) and λ = 0.1 (hidden wd under SP)
+    lr10 = next(r["lr"] for r in rec_on if r["step"] == 10 and "lr" in r)
+    assert diag[1]["diag/mlp_in/rel_update_eq"] == pytest.approx(math.sqrt(2 * lr10 * 0.1))
+    loss = lambda recs: [r["train_loss"] for r in recs if "train_loss" in r and r["step"] % 5 == 0]  # noqa: E731
+    assert loss(rec_on) == loss(rec_off)  # the diagnostics leave the trajectory untouched
+    assert on["final_val_loss"] == off["final_val_loss"]
+
+
+def test_diagnostics_interval_must_be_a_non_negative_integer(tiny_cfg, tmp_path):
+    with pytest.raises(cli.UserError, match="diagnostics.interval=-1"):
+        run(tiny_cfg("++diagnostics.interval=-1", "train.steps=1"), tmp_path)
+
+
+def test_eps_fraction_counts_entries_whose_root_second_moment_is_below_eps():
+    from optim.diagnostics import eps_counts
+
+    w = torch.nn.Parameter(torch.zeros(4, 4))
+    opt = torch.optim.AdamW([w], lr=1e-3, eps=1e-3, betas=(0.9, 0.99), weight_decay=0.0)
+    w.grad = torch.tensor([[1e-6] * 4, [1.0] * 4, [1.0] * 4, [1.0] * 4])
+    opt.step()
+    assert eps_counts([("w", w)], opt) == {"w": (4, 16)}  # v̂ = g² after one step: √v̂ = 1e-6 < ε on row 0
+    assert eps_counts([("w", w)], torch.optim.SGD([w], lr=1.0)) == {}  # no second moment, no count
