@@ -62,4 +62,9 @@ distclean: clean ## remove everything the Makefile created
 docs: setup ## regenerate the README's table of parameterization rules from conf/param/*.yaml
 	$(PY) -m param --markdown --write README.md
 
-.PHONY: help setup data train test test-all bench table docs clean distclean
+# The README's picture: the coordinate check of SP next to muP in width (spec §5's protocol at
+# widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.
+coord-check: setup ## SP vs muP coordinate check in width (~1 min) -> docs/coord_check_sp_vs_mup.png
+	$(PY) -m param.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
+
+.PHONY: help setup data train test test-all bench table docs clean distclean coord-check
