@@ -33,8 +33,9 @@ QUANTITIES = tuple(f"{kind}.{role}" for kind in ("W", "dW") for role in ROLES)
 BRANCH_IN, BRANCH_OUT = ("attn_qkv", "mlp_in"), ("attn_out", "mlp_out")
 # Slope of a hidden ‖ΔW‖_R in width under SP, per optimizer (spec §8.6). Entrywise-normalised
 # (sign-like) updates have ‖ΔW‖_2 ≈ η√(n_in·n_out), so ‖ΔW‖_R ≈ η·n_in. An optimizer without a
-# row gets no SP update claim; when Muon-Kimi lands, its row is "muon_kimi": 0.5 (η·√max(n_in, n_out)).
-SP_UPDATE_SLOPE = {"adamw": 1.0, "adam": 1.0, "lion": 1.0, "adam_atan2": 1.0}
+# row gets no SP update claim.
+SP_UPDATE_SLOPE = {"adamw": 1.0, "adam": 1.0, "lion": 1.0, "adam_atan2": 1.0,
+                   "muon_kimi": 0.5, "muon": 0.0}  # Muon-Kimi: 0.2·η·√max(n_in, n_out); Muon: ‖UVᵀ‖_R = Θ(1)
 
 
 def steps(cfg) -> list[int]:

@@ -123,6 +123,17 @@ def test_weight_and_update_norms_are_flat_in_width_under_mup_and_grow_under_sp(c
         assert checks.slope(sp, f"dW.{role}") == pytest.approx(1.0, abs=0.2)  # sign-like update: ∝ n
 
 
+def test_muon_kimi_update_norm_is_0_2_lr_sqrt_max_fan_so_flat_under_mup_and_sqrt_width_under_sp(check):
+    """Muon-Kimi: ‖ΔW‖_2 = 0.2·η_l·√max(n_in, n_out) (spec §8.6), so ‖ΔW‖_R ∝ √n under SP (η) and
+    flat under μP (η/√m, spec §2.4)."""
+    mup, v_mup = check(spectral_check, "param=mup", "optim=muon_kimi", "optim.weight_decay=0", *WIDTH)
+    sp, v_sp = check(spectral_check, "param=sp", "optim=muon_kimi", "optim.weight_decay=0", *WIDTH)
+    assert v_mup["status"] == "PASS" and v_sp["status"] == "GROWS"
+    for role in ("attn_qkv", "attn_out", "mlp_in", "mlp_out"):
+        assert abs(checks.slope(mup, f"dW.{role}")) <= 0.1
+        assert checks.slope(sp, f"dW.{role}") == pytest.approx(0.5, abs=0.1)
+
+
 def test_the_sp_learning_rate_on_mup_fails_the_update_check(check):
     """μP with Adam's hidden LR left at η (param.adam.lr.hidden=1): ‖ΔW‖_R grows ∝ m, FAIL."""
     _, verdict = check(spectral_check, "param=mup", "param.adam.lr.hidden=1", *WIDTH)
