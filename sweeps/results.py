@@ -1,0 +1,130 @@
+"""results.csv: one row per trial, read back from the trials' summary.json files.
+
+Columns: `trial`, every fixed and swept key of the sweep (fixed ones too, so that the CSVs of
+two sweeps can be plotted together and still tell their rows apart), then `status` (done,
+diverged, failed, running), `final_val_loss`, `best_val_loss`, `diverged`, `tokens`,
+`wall_time_s` and `run_dir`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+from cli import UserError
+
+OUTCOME = ["status", "final_val_loss", "best_val_loss", "diverged", "tokens", "wall_time_s", "run_dir"]
+TRIAL_FILE = "sweep_trial.json"  # what the runner asked of a trial dir (its overrides)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:  # written atomically, so only a foreign file gets here
+        return None
+
+
+def outcome(run_dir: Path, exit_code: int | None = None) -> dict:
+    """A trial's result columns from its run dir (status failed when no summary was written)."""
+    s = read_summary(run_dir)
+    if s is None:
+        status = "running" if exit_code is None else "failed"
+        return {"status": status, "final_val_loss": "", "best_val_loss": "", "diverged": "", "tokens": "",
+                "wall_time_s": "", "run_dir": str(run_dir)}
+    return {"status": "diverged" if s["diverged"] else "done", "final_val_loss": s["final_val_loss"],
+            "best_val_loss": s["best_val_loss"], "diverged": s["diverged"], "tokens": s["tokens"],
+            "wall_time_s": round(s["wall_time_s"], 1), "run_dir": str(run_dir)}
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    """Write the CSV atomically (a reader never sees half a file)."""
+    columns = ["trial"]
+    for row in rows:
+        columns += [k for k in row if k not in columns and k not in OUTCOME]
+    columns += OUTCOME
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read(paths: list[str]) -> list[dict]:
+    """Rows of one or more results.csv files, numbers parsed; UserError names the fix."""
+    rows = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "results.csv"
+        if not path.is_file():
+            raise UserError(f"{p}: no results.csv there: run `python -m sweeps.run sweeps/<file>.yaml` first (it writes <out>/results.csv)")
+        with open(path, newline="") as f:
+            rows += [{k: parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    if not rows:
+        raise UserError(f"{', '.join(paths)}: no trials in the results: is the sweep still starting?")
+    return rows
+
+
+def parse(text: str):
+    if text in ("", None):
+        return None
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    try:
+        x = float(text)
+    except ValueError:
+        return text
+    return int(x) if x.is_integer() and "." not in text and "e" not in text.lower() and math.isfinite(x) else x
+
+
+# ----------------------------------------------------------------------------- W&B sweeps
+
+WANDB_SWEEP = r"[\w.-]+/[\w.-]+/[a-z0-9]{8}"  # entity/project/sweep_id
+
+
+def read_any(paths: list[str]) -> list[dict]:
+    """results.csv files, or one W&B sweep path (entity/project/id)."""
+    import re
+
+    if len(paths) == 1 and not Path(paths[0]).exists() and re.fullmatch(WANDB_SWEEP, paths[0]):
+        return read_wandb(paths[0])
+    return read(paths)
+
+
+def read_wandb(path: str) -> list[dict]:
+    """The finished runs of a W&B sweep as results rows; needs the network and `wandb login`."""
+    import socket
+
+    try:
+        socket.create_connection(("api.wandb.ai", 443), timeout=3).close()
+    except OSError:
+        raise UserError(f"{path}: reading a W&B sweep needs the network (api.wandb.ai is unreachable): plot a local results.csv instead") from None
+    import wandb
+
+    try:
+        sweep = wandb.Api(timeout=30).sweep(path)
+    except Exception as e:  # no key, no such sweep, ...
+        raise UserError(f"{path}: W&B could not return the sweep ({str(e).splitlines()[0]}): check the path and `wandb login`") from None
+    keys = list(sweep.config.get("parameters", {}))
+    rows = []
+    for run in sweep.runs:
+        s = run.summary
+        row = {"trial": run.name, **{k: run.config.get(k) for k in keys}}
+        if "final_val_loss" not in s:
+            rows.append({**row, "status": "failed" if run.state in ("failed", "crashed") else run.state})
+            continue
+        rows.append({**row, "status": "diverged" if s.get("diverged") else "done", "final_val_loss": s.get("final_val_loss"),
+                     "best_val_loss": s.get("best_val_loss"), "diverged": s.get("diverged"), "tokens": s.get("tokens"),
+                     "wall_time_s": s.get("wall_time_s"), "run_dir": run.url})
+    if not rows:
+        raise UserError(f"{path}: the sweep has no runs yet")
+    return rows

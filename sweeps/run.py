@@ -1,0 +1,284 @@
+"""Run a sweep file without a W&B server: every trial is one `train.py` process.
+
+    python -m sweeps.run sweeps/cpu_width_lr_adamw.yaml --jobs 2
+    python -m sweeps.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2     # random / bayes
+    python -m sweeps.run sweeps/gpu_width_lr_adamw.yaml --launcher slurm --slurm partition=gpu
+    python -m sweeps.run sweeps/X.yaml train.steps=5 data.root=/tmp/d        # overrides for every trial
+
+Each trial runs in `<out>/<trial>/` (its Hydra run dir). A trial whose dir holds summary.json
+is done and is not run again, so an interrupted sweep continues where it stopped; a trial
+that was cut off reruns with `train.resume=auto` (from its last checkpoint, if any).
+`<out>/results.csv` is rewritten after every trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import cli
+from cli import UserError
+from sweeps import engine, results, spec
+
+
+class Trial:
+    def __init__(self, sweep: spec.Sweep, values: dict, out: Path):
+        self.values = values
+        self.name = spec.name(sweep, values)
+        self.dir = out / self.name
+        self.overrides = spec.overrides(sweep, values)
+        self.row = {"trial": self.name, **sweep.fixed_dict(), **values}
+
+    def done(self) -> bool:
+        return results.read_summary(self.dir) is not None
+
+    def claim(self) -> None:
+        """Record what this dir is for; refuse a dir that was used with other overrides."""
+        path = self.dir / results.TRIAL_FILE
+        if path.exists():
+            before = json.loads(path.read_text())["overrides"]
+            if before != self.overrides:
+                raise UserError(f"{self.dir} was run with {' '.join(before)}, not {' '.join(self.overrides)}: use another --out")
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"overrides": self.overrides}) + "\n")
+
+
+def command(sweep: spec.Sweep, trial: Trial, threads: int | None, use_wandb: bool) -> list[str]:
+    """The trial's command line: the file's `command` with its macros filled in, as `wandb
+    agent` would run it, plus the run dir and resume settings."""
+    head = []
+    for token in sweep.launch:
+        if token == "${env}":
+            continue
+        if token == "${interpreter}":
+            head.append(sys.executable)
+        elif token == "torchrun" and shutil.which("torchrun") is None:
+            head += [sys.executable, "-m", "torch.distributed.run"]
+        else:
+            head.append(token)
+    fixed = [o if use_wandb or not o.startswith("logger=") else "logger=local" for o in sweep.fixed]
+    run_dir = str(trial.dir.resolve())
+    if "'" in run_dir or "\\" in run_dir:
+        raise UserError(f"--out {trial.dir.parent}: a path with quotes or backslashes cannot be a Hydra run dir; pick a plain one")
+    # quoted: a trial name holds '=' and ',' (like Hydra's override_dirname), which Hydra would read as a sweep
+    tail = [f"hydra.run.dir='{run_dir}'", "train.resume=auto", "train.progress=false"]
+    if threads:
+        tail.append(f"train.threads={threads}")
+    return (head or [sys.executable]) + [str(cli.REPO / sweep.program)] + fixed + trial.overrides + sweep.extra + tail
+
+
+def cost(trial: Trial) -> float:
+    """A rough size of a trial, to start the longest first (a shorter tail with --jobs > 1)."""
+    size = 1.0
+    for key, power in (("model.width", 2), ("model.depth", 1), ("train.steps", 1)):
+        try:
+            size *= float(trial.row.get(key, 1)) ** power
+        except (TypeError, ValueError):
+            pass
+    return size
+
+
+# ----------------------------------------------------------------------------- local processes
+
+class Local:
+    """Trials as child processes, `jobs` at a time; children are stopped with the runner."""
+
+    def __init__(self, jobs: int):
+        self.jobs, self.procs, self.lock = jobs, set(), threading.Lock()
+
+    def one(self, cmd: list[str], trial: Trial, env: dict) -> int:
+        with open(trial.dir / "sweep.log", "a") as log:
+            log.write(f"$ {' '.join(cmd)}\n")
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cli.REPO, env=env)
+            with self.lock:
+                self.procs.add(proc)
+            code = proc.wait()
+            with self.lock:
+                self.procs.discard(proc)
+        return code
+
+    def stop(self) -> None:
+        with self.lock:
+            for proc in self.procs:
+                proc.send_signal(signal.SIGINT)  # train.py keeps its last checkpoint
+        for proc in list(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def run(self, jobs: list[tuple[Trial, list[str]]], env: dict, on_done) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        futures = {pool.submit(self.one, cmd, t, env): t for t, cmd in jobs}
+        try:
+            for f in as_completed(futures):
+                on_done(futures[f], f.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.stop()
+            raise
+        pool.shutdown()
+
+
+def run_submitit(jobs: list[tuple[Trial, list[str]]], out: Path, cluster: str, settings: list[str], on_done) -> None:
+    """Trials as one SLURM job array through submitit (Hydra's submitit launcher's library),
+    with conf/hydra/launcher/slurm.yaml's settings; `--slurm key=value` overrides them."""
+    import submitit
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.to_container(OmegaConf.load(cli.CONF_DIR / "hydra" / "launcher" / "slurm.yaml"))
+    conf.pop("defaults", None)
+    for kv in settings:
+        key, _, value = kv.partition("=")
+        if key not in conf:
+            raise UserError(f"--slurm {kv}: unknown setting {key!r}: choose from {', '.join(conf)}")
+        conf[key] = OmegaConf.create({"v": value})["v"] if value else None
+    generic = {"timeout_min", "nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb", "name"}
+    params = {(k if k in generic else f"slurm_{k}"): v for k, v in conf.items() if v not in (None, [], "")}
+    try:
+        executor = submitit.AutoExecutor(folder=out / ".submitit", cluster=cluster)
+    except RuntimeError as e:  # no srun / sbatch on this machine
+        raise UserError(f"--launcher slurm: {str(e).splitlines()[0]}: run the sweep from a SLURM login node (or use --launcher local)") from None
+    executor.update_parameters(**params)
+    with executor.batch():
+        submitted = [(t, executor.submit(submitit.helpers.CommandFunction(cmd, cwd=str(cli.REPO), verbose=False))) for t, cmd in jobs]
+    print(f"submitted {len(submitted)} trials ({cluster}); logs in {out / '.submitit'}", file=sys.stderr)
+    pending = list(submitted)
+    while pending:
+        for t, job in [p for p in pending if p[1].done()]:
+            pending.remove((t, job))
+            try:
+                job.result()
+                on_done(t, 0)
+            except Exception:  # a failed job: the row says failed, the log says why
+                on_done(t, 1)
+        time.sleep(0.5 if cluster == "local" else 10)
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def sweep_trials(sweep: spec.Sweep, out: Path, skip: list[str], count: int | None, seed: int) -> list[Trial]:
+    if sweep.method == "grid":
+        values = [v for v in spec.grid(sweep) if not any(spec.matches(v, c) for c in skip)]
+    else:
+        if not count:
+            raise UserError(f"{sweep.path}: method {sweep.method} needs --count N (the number of trials, as `wandb agent --count N`)")
+        values = []  # proposed round by round (bayes) or all at once (random), in run()
+    if sweep.method == "grid" and not values:
+        raise UserError(f"{sweep.path}: the grid is empty after --skip: drop a --skip condition")
+    return [Trial(sweep, v, out) for v in values]
+
+
+def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", skip: list[str] = (),
+        count: int | None = None, seed: int = 0, use_wandb: bool = False, slurm: list[str] = (),
+        progress: bool = True) -> list[dict]:
+    """Run (or continue) a sweep; returns the rows written to <out>/results.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    trials = sweep_trials(sweep, out, list(skip), count, seed)
+    rows: dict[str, dict] = {}
+    user_threads = any(o.startswith("train.threads=") for o in sweep.fixed + sweep.extra) or "train.threads" in sweep.params
+    threads = 1 if jobs > 1 and launcher == "local" and not user_threads else None
+    env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if threads else {})}
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(trials) if sweep.method == "grid" else count, desc=sweep.path.stem, unit="trial",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def record(t: Trial, code: int | None) -> None:
+        rows[t.name] = {**t.row, **results.outcome(t.dir, code)}
+        results.write(out / "results.csv", list(rows.values()))
+        if code is not None:
+            bar.update(1)
+            bar.set_postfix(last=f"{rows[t.name]['status']} {t.name}"[:60])
+
+    def execute(batch: list[Trial]) -> None:
+        spec.check_trials(sweep, [t.values for t in batch])
+        todo = []
+        for t in batch:
+            t.claim()
+            if t.done():
+                record(t, 0)
+            else:
+                rows[t.name] = {**t.row, **results.outcome(t.dir), "status": "pending"}
+                todo.append((t, command(sweep, t, threads, use_wandb)))
+        todo.sort(key=lambda tc: -cost(tc[0]))
+        if launcher == "local":
+            Local(jobs).run(todo, env, record)
+        else:
+            run_submitit(todo, out, "local" if launcher == "submitit-local" else "slurm", list(slurm), record)
+
+    try:
+        if sweep.method == "grid":
+            execute(trials)
+        elif sweep.method == "random":
+            execute([Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], count, seed)])
+        else:
+            history: list[tuple[dict, float | None]] = []
+            while len(history) < count:
+                batch = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, history, min(jobs, count - len(history)), seed)]
+                execute(batch)
+                history += [(t.values, _metric(rows[t.name], sweep.metric)) for t in batch]
+    finally:
+        bar.close()
+    return list(rows.values())
+
+
+def _metric(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and row.get("status") == "done" else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m sweeps.run", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", help="a sweep file, e.g. sweeps/cpu_width_lr_adamw.yaml")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides added to every trial (e.g. train.steps=5)")
+    ap.add_argument("--jobs", type=int, default=1, help="trials at once (local launcher); each gets train.threads=1 when > 1")
+    ap.add_argument("--out", help="output dir (default outputs/sweeps/<file name>)")
+    ap.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local")
+    ap.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE", help="override conf/hydra/launcher/slurm.yaml")
+    ap.add_argument("--skip", action="append", default=[], metavar="COND",
+                    help="leave out grid points matching all of key=v,key>=v,... (repeatable; v may be 2^k)")
+    ap.add_argument("--count", type=int, help="trials of a random or bayes sweep")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random / bayes proposals")
+    ap.add_argument("--wandb", action="store_true", help="keep the file's logger=wandb (default: logger=local)")
+    ap.add_argument("--dry-run", action="store_true", help="check every trial and print the commands; run nothing")
+    args = ap.parse_intermixed_args(argv)
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give a positive number of parallel trials")
+    sweep = spec.load(args.file, extra=args.overrides)
+    out = Path(args.out or Path("outputs") / "sweeps" / sweep.path.stem)
+    if args.dry_run:
+        trials = sweep_trials(sweep, out, args.skip, args.count, args.seed)
+        spec.check_trials(sweep, [t.values for t in trials])
+        for t in trials:
+            print(("done  " if t.done() else "to do ") + " ".join(command(sweep, t, 1 if args.jobs > 1 else None, args.wandb)))
+        print(f"{len(trials)} trials checked" + (f" ({sweep.method}: proposed while running)" if not trials else ""))
+        return
+    t0 = time.time()
+    try:
+        rows = run(sweep, out, args.jobs, args.launcher, args.skip, args.count, args.seed, args.wandb, args.slurm)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are kept in {out}; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "diverged", "failed")}
+    print(f"{out / 'results.csv'}: {len(rows)} trials ({counts['done']} done, {counts['diverged']} diverged, "
+          f"{counts['failed']} failed) in {time.time() - t0:.0f} s; plot: python -m sweeps.plot {out / 'results.csv'}")
+    if counts["failed"]:
+        print(f"failed trials: see <trial dir>/sweep.log, e.g. {next(r['run_dir'] for r in rows if r['status'] == 'failed')}/sweep.log", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    cli.guard(main)()
