@@ -1,0 +1,249 @@
+"""Sweeps: every sweep file is a W&B config whose keys are real config keys; the local runner
+runs a grid, records divergence, resumes without rerunning what finished; the verdict finds
+the optima, their drift in octaves and optima on the grid's edge."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY, run_cli
+
+if str(REPO) not in sys.path[:1]:
+    sys.path.insert(0, str(REPO))  # this repo's `sweeps` package, not W&B's engine of the same name
+import cli  # noqa: E402
+from cli import UserError  # noqa: E402
+from sweeps import best, engine, plot, results, spec  # noqa: E402
+from sweeps import run as runner  # noqa: E402
+from sweeps.verdict import verdict  # noqa: E402
+
+FILES = sorted((REPO / "sweeps").glob("*.yaml"))
+
+
+def test_there_is_a_gpu_and_a_cpu_version_of_every_sweep():
+    names = {f.stem for f in FILES}
+    gpu = {n[4:] for n in names if n.startswith("gpu_")}
+    cpu = {n[4:] for n in names if n.startswith("cpu_")}
+    assert gpu - {"width_lr_adamw"} <= cpu | {"width_lr_adamw"} and len(gpu) >= 10
+    assert {"width_lr_adamw", "width_lr_muon_kimi", "depth_lr", "depth_lr_k1", "depth_lr_noln", "wd_width", "wd_depth",
+            "kosson_mup_standard", "kosson_mup_independent", "kosson_mup_nowd", "kosson_sp_warmup", "everett",
+            "proxy_search"} <= gpu & cpu
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_sweep_file_is_a_valid_wandb_config_whose_keys_compose(path):
+    sweep = spec.load(path)  # W&B's JSON schema, program, metric, block-style command
+    raw = sweep.raw
+    assert raw["command"][-1] == "${args_no_hyphens}" and "logger=wandb" in raw["command"]
+    assert raw["metric"] == {"name": "final_val_loss", "goal": "minimize"}
+    points = spec.covering(sweep) if sweep.method == "grid" else engine.propose(raw, [], 2, seed=0)
+    spec.check_trials(sweep, points)  # every trial key through cli.compose + cli.check_run
+    cfg = cli.compose(sweep.fixed + spec.overrides(sweep, points[0]))
+    assert cfg.data.name == ("openwebtext" if path.stem.startswith("gpu_") else "shakespeare_char")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [p for p in FILES if spec.load(p).method == "grid"], ids=lambda p: p.stem)
+def test_every_trial_of_every_grid_composes(path):
+    sweep = spec.load(path)
+    spec.check_trials(sweep, spec.grid(sweep))
+
+
+def test_an_experiment_preset_overrides_the_training_loop_defaults():
+    cfg = cli.compose(["experiment=cpu_transfer"])
+    assert (cfg.train.batch_size, cfg.train.steps, cfg.model.depth, cfg.param.base_width) == (8, 1000, 2, 32)
+    assert cli.compose(["experiment=cpu_transfer", "train.steps=7"]).train.steps == 7
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def write_sweep(path: Path, params: dict, fixed: list[str], method: str = "grid") -> Path:
+    lines = ["program: train.py", f"method: {method}", "metric:", "  name: final_val_loss", "  goal: minimize", "parameters:"]
+    for key, values in params.items():
+        lines += [f"  {key}:", f"    values: {json.dumps(values)}"]
+    lines += ["command:", "  - ${env}", "  - ${interpreter}", "  - ${program}", *[f"  - {o}" for o in fixed],
+              "  - logger=wandb", "  - ${args_no_hyphens}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_an_unknown_sweep_key_is_one_line_naming_the_fix(tmp_path):
+    sweep = spec.load(write_sweep(tmp_path / "s.yaml", {"model.widht": [32, 64]}, []))
+    with pytest.raises(UserError, match="unknown config key 'model.widht': did you mean model.width"):
+        spec.check_trials(sweep, spec.grid(sweep))
+
+
+def test_an_empty_grid_and_a_missing_file_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="no such sweep file"):
+        spec.load(tmp_path / "nope.yaml")
+    empty = write_sweep(tmp_path / "e.yaml", {"optim.lr": []}, [])
+    with pytest.raises(UserError, match="empty|valid W&B"):
+        spec.load(empty)
+    s = spec.load(write_sweep(tmp_path / "s.yaml", {"optim.lr": [0.01]}, []))
+    with pytest.raises(UserError, match="grid is empty"):
+        runner.sweep_trials(s, tmp_path, ["optim.lr>=0"], None, 0)
+    with pytest.raises(UserError, match="needs --count"):
+        runner.sweep_trials(spec.load(REPO / "sweeps" / "cpu_proxy_search.yaml"), tmp_path, [], None, 0)
+    (tmp_path / "flow.yaml").write_text("program: train.py\nmethod: grid\ncommand: [${env}, ${program}]\n")
+    with pytest.raises(UserError, match="YAML|valid"):
+        spec.load(tmp_path / "flow.yaml")
+
+
+def test_a_missing_results_csv_is_one_line(tmp_path):
+    r = run_cli("-m", "sweeps.plot", str(tmp_path / "results.csv"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "sweeps.run" in r.stderr
+
+
+def test_skip_conditions_read_octaves():
+    v = {"param": "sp", "model.width": 256, "optim.lr": 2.0 ** -5}
+    assert spec.matches(v, "param=sp,model.width>=128,optim.lr>=2^-5")
+    assert not spec.matches(v, "param=mup,optim.lr>=2^-5")
+    assert spec.matches(v, "optim.lr=2^-5") and not spec.matches(v, "optim.lr<2^-5")
+
+
+def test_random_proposals_replay_from_the_seed():
+    raw = spec.load(REPO / "sweeps" / "cpu_proxy_search.yaml").raw
+    a, b = engine.propose(raw, [], 5, seed=3), engine.propose(raw, [], 5, seed=3)
+    assert a == b and len(a) == 5
+    assert all(2.0 ** -10 <= p["optim.lr"] <= 2.0 ** -4 and 0.005 <= p["param.init_std"] <= 0.08 for p in a)
+    bayes = {**raw, "method": "bayes"}
+    history = [(p, 2.0 + p["optim.lr"]) for p in a]
+    assert len(engine.propose(bayes, history, 2, seed=0)) == 2
+
+
+# ----------------------------------------------------------------------------- the local runner
+
+def tiny_sweep(tmp_path: Path, data_root: Path, widths=(32, 64), lrs=(0.01, 1000.0)) -> Path:
+    fixed = [o for o in TINY if not o.startswith(("train.steps", "model.width", "train.threads", "train.progress"))]
+    fixed += ["train.steps=5", "train.eval_interval=5", "train.ckpt_interval=5", f"data.root={data_root}"]
+    return write_sweep(tmp_path / "tiny.yaml", {"model.width": list(widths), "optim.lr": list(lrs)}, fixed)
+
+
+def test_the_local_runner_runs_a_grid_in_parallel_and_records_divergence(tmp_path, data_root):
+    out = tmp_path / "out"
+    r = run_cli("-m", "sweeps.run", str(tiny_sweep(tmp_path, data_root)), "--jobs", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = results.read([str(out / "results.csv")])
+    assert len(rows) == 4 and {(x["model.width"], x["optim.lr"]) for x in rows} == {(32, 0.01), (32, 1000.0), (64, 0.01), (64, 1000.0)}
+    for row in rows:
+        assert row["status"] == ("diverged" if row["optim.lr"] == 1000.0 else "done"), row
+        assert row["diverged"] == (row["optim.lr"] == 1000.0) and Path(row["run_dir"], "summary.json").exists()
+        assert row["data.root"] and row["tokens"] > 0 and row["wall_time_s"] > 0
+    assert all(math.isfinite(x["final_val_loss"]) for x in rows if x["status"] == "done")
+    assert "train.threads=1" in (Path(rows[0]["run_dir"]) / "sweep.log").read_text()  # --jobs 2: one thread each
+    v = verdict(rows)
+    assert v["panels"]["all"]["sizes"][32]["diverged"] == 1 and v["panels"]["all"]["sizes"][32]["optimum"] == 0.01
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, data_root):
+    out = tmp_path / "out"
+    file = tiny_sweep(tmp_path, data_root, widths=(32,), lrs=(0.01, 0.02, 0.04))
+    cmd = [sys.executable, "-m", "sweeps.run", str(file), "--jobs", "1", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 120
+    while not list(out.glob("*/summary.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}
+    assert first and proc.returncode in (0, 130)
+    r = run_cli(*cmd[1:], "--jobs", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = results.read([str(out)])
+    assert [x["status"] for x in rows] == ["done"] * 3
+    for name, mtime in first.items():  # finished before the interrupt: not run again
+        assert (out / name / "summary.json").stat().st_mtime_ns == mtime
+        assert (out / name / "sweep.log").read_text().count("$ ") == 1
+
+
+def test_a_reused_out_dir_with_other_overrides_is_refused(tmp_path):
+    s = spec.load(write_sweep(tmp_path / "s.yaml", {"optim.lr": [0.01]}, []))
+    t = runner.Trial(s, {"optim.lr": 0.01}, tmp_path)
+    t.claim()
+    t.overrides = ["optim.lr=0.02"]
+    with pytest.raises(UserError, match="use another --out"):
+        t.claim()
+
+
+# ----------------------------------------------------------------------------- plot and verdict
+
+def synthetic(path: Path) -> Path:
+    """SP: optimum 2^-6, 2^-7, 2^-8 at widths 32, 64, 128 (drift -2 octaves), best loss falls.
+    μP: optimum 2^-6 at 32 and 64 (drift 0), but at 128 it sits on the grid's top edge, and 128's
+    best loss is worse than 64's. One diverged point per panel."""
+    rows = []
+    for param, optima in {"sp": {32: -6, 64: -7, 128: -8}, "mup": {32: -6, 64: -6, 128: -4}}.items():
+        for width, k_opt in optima.items():
+            floor = {32: 2.0, 64: 1.9, 128: 1.8 if param == "sp" else 1.95}[width]
+            for k in range(-10, -3):
+                diverged = param == "sp" and width == 128 and k == -4
+                loss = floor + 0.05 * (k - k_opt) ** 2
+                rows.append({"trial": f"{param}-{width}-{k}", "experiment": "cpu_transfer", "param": param,
+                             "model.width": width, "optim.lr": 2.0 ** k, "status": "diverged" if diverged else "done",
+                             "final_val_loss": 9.9 if diverged else loss, "best_val_loss": loss, "diverged": diverged,
+                             "tokens": 1024, "wall_time_s": 1.0, "run_dir": f"/x/{param}-{width}-{k}"})
+    rows.append({**rows[0], "trial": "failed", "optim.lr": 2.0 ** -3, "status": "failed", "final_val_loss": None})
+    results.write(path, rows)
+    return path
+
+
+def test_the_verdict_finds_the_optima_their_drift_and_the_edge(tmp_path):
+    v = verdict(results.read([str(synthetic(tmp_path / "results.csv"))]))
+    assert (v["x"], v["by"], v["panel"]) == ("optim.lr", "model.width", ["param"])
+    sp, mup = v["panels"]["param=sp"], v["panels"]["param=mup"]
+    assert [s["log2"] for s in sp["sizes"].values()] == [-6, -7, -8] and sp["drift_octaves"] == -2
+    assert sp["edge"] == [] and sp["best_loss_improves"] is True and sp["sizes"][128]["diverged"] == 1
+    assert [s["log2"] for s in mup["sizes"].values()] == [-6, -6, -4] and mup["drift_octaves"] == 2
+    assert mup["edge"] == [128] and mup["best_loss_improves"] is False and v["failed_trials"] == 1
+
+
+def test_the_plot_draws_panels_and_prints_the_verdict_as_text_and_json(tmp_path, capsys):
+    csv = synthetic(tmp_path / "results.csv")
+    plot.main([str(csv)])
+    text = capsys.readouterr().out
+    assert "[param=sp]" in text and "drift 32 -> 128: -2 octaves" in text and "EDGE" in text
+    assert "optimum on the grid edge at 128" in text and "best loss improves with size: no" in text
+    png = tmp_path / "transfer.png"
+    assert png.stat().st_size < 200_000 and png.read_bytes()[:4] == b"\x89PNG"
+    plot.main([str(csv), "--json", "--png", str(tmp_path / "w.png"), "--where", "param=sp"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["panels"]["all"]["drift_octaves"] == -2 and (tmp_path / "w.png").exists()
+    with pytest.raises(UserError, match="no column"):
+        plot.main([str(csv), "--by", "model.depth"])
+
+
+def test_best_prints_overrides_that_train_the_large_model(tmp_path, capsys):
+    best.main([str(synthetic(tmp_path / "results.csv"))])
+    line = capsys.readouterr().out.strip()
+    assert line == "experiment=cpu_transfer param=sp model.width=128 optim.lr=0.00390625"
+    cfg = cli.compose(line.split() + ["model.width=1024", "model.depth=24"])
+    assert (cfg.model.width, cfg.model.depth, cfg.optim.lr, cfg.train.steps) == (1024, 24, 2.0 ** -8, 1000)
+
+
+def test_a_wandb_sweep_id_offline_fails_in_one_line(monkeypatch):
+    import socket
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    with pytest.raises(UserError, match="needs the network"):
+        plot.main(["someone/hptransfer/abcd1234"])
+
+
+@pytest.mark.slow
+def test_the_submitit_launcher_runs_trials_as_jobs(tmp_path, data_root):
+    """The SLURM path with submitit's local executor (same code, no cluster needed)."""
+    out = tmp_path / "out"
+    r = run_cli("-m", "sweeps.run", str(tiny_sweep(tmp_path, data_root, widths=(32,), lrs=(0.01,))),
+                "--launcher", "submitit-local", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [x["status"] for x in results.read([str(out)])] == ["done"] and list((out / ".submitit").glob("*_log.out"))
