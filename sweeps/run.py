@@ -262,10 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or Path("outputs") / "sweeps" / sweep.path.stem)
     if args.dry_run:
         trials = sweep_trials(sweep, out, args.skip, args.count, args.seed)
+        if sweep.method == "random":
+            trials = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], args.count, args.seed)]
         spec.check_trials(sweep, [t.values for t in trials])
         for t in trials:
             print(("done  " if t.done() else "to do ") + " ".join(command(sweep, t, 1 if args.jobs > 1 else None, args.wandb)))
-        print(f"{len(trials)} trials checked" + (f" ({sweep.method}: proposed while running)" if not trials else ""))
+        print(f"{len(trials)} trials checked" + (" (bayes: the next ones depend on the results)" if sweep.method == "bayes" else ""))
         return
     t0 = time.time()
     try:

@@ -247,3 +247,13 @@ def test_the_submitit_launcher_runs_trials_as_jobs(tmp_path, data_root):
                 "--launcher", "submitit-local", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert [x["status"] for x in results.read([str(out)])] == ["done"] and list((out / ".submitit").glob("*_log.out"))
+
+
+def test_a_torchrun_command_launches_each_trial_on_several_processes(tmp_path):
+    path = write_sweep(tmp_path / "t.yaml", {"optim.lr": [0.01]}, ["dist=ddp"])
+    path.write_text(path.read_text().replace("  - ${interpreter}\n", "  - torchrun\n  - --standalone\n  - --nproc_per_node=2\n"))
+    sweep = spec.load(path)
+    cmd = runner.command(sweep, runner.Trial(sweep, {"optim.lr": 0.01}, tmp_path), None, use_wandb=False)
+    at = cmd.index(str(REPO / "train.py"))
+    assert cmd[at - 2:at] == ["--standalone", "--nproc_per_node=2"] and "torch" in " ".join(cmd[:at - 2])
+    assert cmd[at + 1:at + 4] == ["dist=ddp", "logger=local", "optim.lr=0.01"] and cmd[at + 4].startswith("hydra.run.dir=")
