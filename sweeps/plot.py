@@ -68,9 +68,8 @@ def draw(v: dict, png: Path) -> None:
             bad = [math.log2(x) for x in xs if curve[x] is None]
             over = [(a, b) for a, b in ok if b > top]
             s = p["sizes"][size]
-            name = f"{v['by']}={size}" if v["by"] else "all"
             ax.plot([a for a, _ in ok], [min(b, top) for _, b in ok], "-o", ms=3, color=color,
-                    label=f"{name}: {octave(s['optimum'])}" + (" (edge)" if s["edge"] else ""))
+                    label=f"{size if v['by'] else 'all'}: {octave(s['optimum'])}" + (" (edge)" if s["edge"] else ""))
             ax.plot([a for a, _ in over], [top] * len(over), "^", color=color, ms=6)
             ax.plot(bad, [top] * len(bad), "x", color=color, ms=8, mew=2)
             if s["optimum"] is not None:
@@ -79,7 +78,7 @@ def draw(v: dict, png: Path) -> None:
         ax.set_title(f"{label}\ndrift {d:+.3g} oct" if d is not None else label, fontsize=9)
         ax.set_xlabel(f"log2 {v['x']}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title=f"{v['by'] or ''} optimum", title_fontsize=7)
+        ax.legend(fontsize=7, title=f"{v['by'] or ''}: optimum (star)", title_fontsize=7)
     axes[0][0].set_ylabel(f"{v['metric']} (x: diverged, ^: off the top)")
     axes[0][0].set_ylim(bottom, top + 0.02 * (top - bottom))
     fig.tight_layout()
