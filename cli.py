@@ -172,9 +172,10 @@ def check_config(cfg) -> None:
 GPT2_VOCAB = 50257  # GPT-2 BPE: 50,000 merges + 256 bytes + <|endoftext|>
 
 
-def vocab_size(cfg) -> int:
-    """model.vocab_size, or the prepared data's, padded up to model.vocab_multiple."""
-    v = cfg.model.vocab_size
+def vocab_size(cfg, data_vocab: int | None = None) -> int:
+    """model.vocab_size, or the data's (`data_vocab` when the caller has read meta.json already),
+    padded up to model.vocab_multiple."""
+    v = cfg.model.vocab_size if cfg.model.vocab_size is not None else data_vocab
     if v is None:
         if cfg.data.tokenizer == "gpt2":
             v = GPT2_VOCAB  # known without preparing (openwebtext may not be prepared here)

@@ -129,16 +129,17 @@ def save(ckpt_root, step, model, optimizer, scaler, extra: dict, rt, keep: int, 
 
 
 def restore(path, model, optimizer, scaler, table, rt, device) -> dict:
-    """Load a checkpoint of either kind into model and optimizer; returns its loop state."""
-    if is_distributed_checkpoint(path):
-        meta, rng = load_distributed(path, model, _optimizers(optimizer), rt.rank)
-        _same_table(meta.get("param_table"), table, path)
+    """Load a checkpoint of either kind into model and optimizer; returns its loop state. The
+    table is compared first, so a changed config gets its one-line error, not a shape mismatch."""
+    distributed = is_distributed_checkpoint(path)
+    if rt.distributed and not distributed:
+        raise cli.UserError(f"train.resume: {path} is a single-process checkpoint: resume it without torchrun "
+                            "(or export it with `python -m records.export` and start a new run)")
+    meta = load_checkpoint(path)  # state.pt, or a DCP checkpoint's meta.pt
+    _same_table(meta.get("param_table"), table, path)
+    if distributed:
+        rng = load_distributed(path, model, _optimizers(optimizer), rt.rank)
     else:
-        if rt.distributed:
-            raise cli.UserError(f"train.resume: {path} is a single-process checkpoint: resume it without torchrun "
-                                "(or export it with `python -m records.export` and start a new run)")
-        meta = load_checkpoint(path)
-        _same_table(meta.get("param_table"), table, path)
         model.load_state_dict(meta["model"])
         optimizer.load_state_dict(meta["optimizer"])
         rng = meta["rng"]
@@ -179,8 +180,8 @@ def run(cfg, run_dir: Path) -> dict:
         data.ensure_prepared(cfg.data)
     dist.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
-    vocab = cli.vocab_size(cfg)
     meta = data.load_meta(data_dir)
+    vocab = cli.vocab_size(cfg, meta["vocab_size"])
     if vocab < meta["vocab_size"]:
         raise cli.UserError(f"model.vocab_size={vocab} is smaller than the data's vocabulary ({meta['vocab_size']}): leave it null")
     table = build_table(cfg, vocab)

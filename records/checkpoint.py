@@ -92,9 +92,10 @@ def is_distributed_checkpoint(path: Path) -> bool:
     return (Path(path) / "meta.pt").exists()
 
 
-def load_distributed(path: Path, model, optimizers, rank: int) -> tuple[dict, dict | None]:
+def load_distributed(path: Path, model, optimizers, rank: int) -> dict | None:
     """Load a DCP checkpoint into (possibly sharded) model and optimizers, on any world size.
-    Returns (meta, this rank's RNG state or None when the rank did not exist at save time)."""
+    Returns this rank's RNG state, or None when the rank did not exist at save time (the loop
+    state is in meta.pt: `load_checkpoint`)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
@@ -108,8 +109,7 @@ def load_distributed(path: Path, model, optimizers, rank: int) -> tuple[dict, di
         dcp.load(state, checkpoint_id=str(path))
     set_state_dict(model, optimizers, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng_rank{rank}.pt"
-    rng = torch.load(rng_file, weights_only=False) if rng_file.exists() else None
-    return torch.load(path / "meta.pt", weights_only=False), rng
+    return torch.load(rng_file, weights_only=False) if rng_file.exists() else None
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
