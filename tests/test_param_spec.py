@@ -761,24 +761,16 @@ def test_abc_global_lr_mode_has_c_zero(optim, preset):
             assert ratio == pytest.approx(1.0, rel=REL), what
 
 
+@pytest.mark.parametrize("field, exponent", [("init_std", 1), ("multiplier", 0)],
+                         ids=("init std follows n^-b", "multiplier follows n^-a"))
 @pytest.mark.parametrize("preset", list(AB))
 @pytest.mark.parametrize("k", range(3), ids=("emb", "hidden", "readout"))
-def test_abc_init_std_follows_n_to_minus_b(preset, k):
+def test_abc_init_std_and_multiplier_follow_their_exponents(preset, k, field, exponent):
     small, big = _abc_pair("adamw", preset)
     what = ("emb", "hidden", "readout")[k]
-    b = AB[preset][k][1]
-    for ratio in _ratios(small, big, what, "init_std"):
-        assert ratio == pytest.approx(NRATIO ** (-b), rel=REL), f"{preset} {what} init ratio {ratio}, want 8^-{b}"
-
-
-@pytest.mark.parametrize("preset", list(AB))
-@pytest.mark.parametrize("k", range(3), ids=("emb", "hidden", "readout"))
-def test_abc_multiplier_follows_n_to_minus_a(preset, k):
-    small, big = _abc_pair("adamw", preset)
-    what = ("emb", "hidden", "readout")[k]
-    a = AB[preset][k][0]
-    for ratio in _ratios(small, big, what, "multiplier"):
-        assert ratio == pytest.approx(NRATIO ** (-a), rel=REL), f"{preset} {what} multiplier ratio {ratio}, want 8^{-a}"
+    e = AB[preset][k][exponent]  # (a, b): multiplier n^-a, init std n^-b
+    for ratio in _ratios(small, big, what, field):
+        assert ratio == pytest.approx(NRATIO ** (-e), rel=REL), f"{preset} {what} {field} ratio {ratio}, want 8^{-e}"
 
 
 @pytest.mark.parametrize("optim", ("adamw", "sgd"))
