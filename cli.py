@@ -118,9 +118,27 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
         raise UserError(msg.splitlines()[0] + cause) from None
 
 
+# Hydra's own flags: those that print and exit (nothing to check), and those that take a value
+# (the value is not an override: `-sc install=bash`, `-cn other`)
+_HYDRA_EXITS = {"-h", "--help", "--hydra-help", "--version", "-sc", "--shell-completion", "-i", "--info",
+                "--experimental-rerun"}
+_HYDRA_VALUED = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+                 "-cd", "--config-dir"}
+
+
 def check_overrides(argv: list[str]) -> None:
-    """Before Hydra runs `train.py`: compose once so a typo fails in one line, not deep in Hydra."""
-    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~")) and not a.lstrip("+~").startswith("hydra")]
+    """Before Hydra runs `train.py`: compose once so a typo fails in one line, not deep in Hydra.
+    Hydra's own flags pass through untouched."""
+    if any(a.split("=", 1)[0] in _HYDRA_EXITS for a in argv):
+        return
+    overrides, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a.startswith("-"):
+            skip = a in _HYDRA_VALUED  # `--cfg job`: the next word is the flag's value
+        elif ("=" in a or a.startswith("~")) and not a.lstrip("+~").startswith("hydra"):
+            overrides.append(a)
     check_run(compose(overrides))
 
 

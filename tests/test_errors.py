@@ -62,3 +62,26 @@ def test_train_py_prints_one_line_and_exits_2(tmp_path):
 def test_hydra_full_error_shows_the_traceback(tmp_path):
     out = run_cli("train.py", "model.depth=0", env={"HYDRA_FULL_ERROR": "1"})
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-sc", "install=bash"],  # shell completion: `install=bash` is the flag's value, not an override
+        ["--shell-completion", "uninstall=bash"],
+        ["--info", "defaults"],
+        ["--hydra-help"],
+    ],
+)
+def test_hydra_own_flags_pass_the_up_front_check(argv):
+    cli.check_overrides(argv)  # would raise UserError if `install=bash` were read as an override
+
+
+def test_valued_hydra_flags_keep_the_check_on_the_overrides(capsys):
+    cli.check_overrides(["--cfg", "job", "train.steps=3"])
+    assert "did you mean model.width?" in one_line_error(capsys, "--cfg", "job", "model.widht=1")
+
+
+def test_shell_completion_script_is_printed(tmp_path):
+    out = run_cli("train.py", "-sc", "install=bash")
+    assert out.returncode == 0 and "complete" in out.stdout and "error" not in out.stderr
