@@ -1,0 +1,234 @@
+"""Every bad input gets ONE line that names the fix, exit code 2, and nothing written.
+
+One table, one row per bad input. To add a case, add a row to CASES:
+
+    (id, how, code, message, nothing_written)
+
+- id: a short name (the pytest id).
+- how: what the user does, one of
+    * a list of overrides: checked in-process exactly as `python train.py <overrides>`
+      checks them before Hydra starts (`cli.check_overrides`); `{tmp}` and `{data}` are replaced
+      by the case's temp dir and the session's prepared data root;
+    * `sub("train.py", ...)` / `sub("-m", "param", ...)`: a real `python ...` subprocess in the
+      repo (each costs seconds of imports: use only when the exit code or the entry point itself
+      is what is tested); `{tmp}` / `{data}` as above;
+    * a function `setup(tmp, data) -> action`: prepares files under `tmp`, returns a callable
+      run in-process under `cli.guard` (so a UserError becomes `error: ...` and exit 2).
+- code: the expected exit code (2 for a refusal; 0 for a warning, where the user may mean it).
+- message: the first words of the stderr line after `error: ` (or `warning: ` when code is 0).
+- nothing_written: True checks that no file under `tmp` was created, changed or removed by the
+  action (the setup's own files are snapshotted first).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cli
+from conftest import TINY, run_cli
+
+
+def sub(*args, env=None):
+    """A subprocess case: `python <args>` run in the repo."""
+    return ("subprocess", args, env or {})
+
+
+# ----------------------------------------------------------------------------- setups
+
+def prepared_copy(tmp: Path, data: Path) -> Path:
+    """A private copy of the session's char Shakespeare (so a case may damage it)."""
+    root = tmp / "data"
+    shutil.copytree(data / "shakespeare_char", root / "shakespeare_char")
+    return root
+
+
+def ensure(root: Path):
+    import data as datamod
+
+    return lambda: datamod.ensure_prepared(cli.compose(["data=shakespeare_char", f"data.root={root}"]).data)
+
+
+def garbage_train_bin(tmp, data):
+    root = prepared_copy(tmp, data)
+    f = root / "shakespeare_char" / "train.bin"
+    f.write_bytes(np.random.default_rng(0).integers(0, 84, f.stat().st_size // 2, dtype=np.uint16).tobytes())
+    return ensure(root)
+
+
+def out_of_range_ids(tmp, data):
+    """A bin whose ids exceed the vocabulary, with a checksum that matches (a buggy tokenizer)."""
+    import hashlib
+
+    root = prepared_copy(tmp, data)
+    d = root / "shakespeare_char"
+    ids = np.fromfile(d / "val.bin", dtype=np.uint16)
+    ids[7] = 500
+    ids.tofile(d / "val.bin")
+    meta = json.loads((d / "meta.json").read_text())
+    meta["checksums"]["val.bin"] = hashlib.sha256(ids.tobytes()).hexdigest()
+    (d / "meta.json").write_text(json.dumps(meta))
+    return ensure(root)
+
+
+def meta_edit(**change):
+    def setup(tmp, data):
+        root = prepared_copy(tmp, data)
+        path = root / "shakespeare_char" / "meta.json"
+        meta = json.loads(path.read_text())
+        for k, v in change.items():
+            if v is None:
+                meta.pop(k)
+            else:
+                meta[k] = v
+        path.write_text(json.dumps(meta))
+        return ensure(root)
+
+    return setup
+
+
+def read_only_root(tmp, data):
+    root = tmp / "ro"
+    root.mkdir()
+    root.chmod(0o555)
+    return ensure(root)
+
+
+def full_disk(tmp, data, monkeypatch):
+    """data.prepare on a disk that fills up while writing val.bin."""
+    from data import prepare as P
+
+    real = P.write_bin
+
+    def write_bin(path, ids):
+        if path.name == "val.bin":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, ids)
+
+    monkeypatch.setattr(P, "write_bin", write_bin)
+    root = tmp / "d"
+    return lambda: P.main(["data=shakespeare_char", f"data.root={root}"])
+
+
+def vocab_10(tmp, data):
+    cfg = cli.compose([*TINY, f"data.root={data}", "model.vocab_size=10"])
+    return lambda: cli.vocab_size(cfg, 84)
+
+
+CASES = [
+    # (id, how, code, message, nothing_written)
+    # --- loop settings
+    ("eval_interval=0", ["train.eval_interval=0"], 2, "train.eval_interval=0 must be a positive integer", True),
+    ("log_interval=0", ["train.log_interval=0"], 2, "train.log_interval=0 must be a positive integer", True),
+    ("eval_iters=0", ["train.eval_iters=0"], 2, "train.eval_iters=0 must be a positive integer", True),
+    ("steps float", ["train.steps=1e9"], 2, "train.steps=1000000000.0 must be an integer", True),
+    ("steps absurd", ["train.steps=100000000000000"], 2, "train.steps=100000000000000 is more than", True),
+    ("width absurd", ["model.width=1048576"], 2, "model.width=1048576 is more than", True),
+    ("threads=-1", ["train.threads=-1"], 2, "train.threads=-1 must be", True),
+    ("seed=abc", ["seed=abc"], 2, "seed='abc' must be a non-negative integer", True),
+    ("seed=-1", ["seed=-1"], 2, "seed=-1 must be a non-negative integer", True),
+    ("ckpt_interval<0", ["train.ckpt_interval=-1"], 2, "train.ckpt_interval=-1 must be", True),
+    ("ckpt_keep<0", ["train.ckpt_keep=-1"], 2, "train.ckpt_keep=-1 must be", True),
+    ("diverge_factor<0", ["train.diverge_factor=-1"], 2, "train.diverge_factor=-1 must be", True),
+    ("grad_clip<0", ["train.grad_clip=-1"], 2, "train.grad_clip=-1 must be", True),
+    ("compile=maybe", ["train.compile=maybe"], 2, "train.compile='maybe' must be true or false", True),
+    ("progress=1", ["train.progress=1"], 2, "train.progress=1 must be true or false", True),
+    ("bias=yes", ["model.bias=yes"], 2, "model.bias='yes' must be true or false", True),
+    ("nesterov=0", ["optim=sgd", "optim.nesterov=0"], 2, "optim.nesterov=0 must be true or false", True),
+    ("interpolation", ["model.width=${oops}"], 2, "model.width=${oops}: cannot resolve", True),
+    # --- optimizer
+    ("betas>1", ["optim.betas=[2.0,0.95]"], 2, "optim.betas=[2.0, 0.95] must be two numbers in [0, 1)", True),
+    ("betas one", ["optim.betas=[0.9]"], 2, "optim.betas=[0.9] must be two numbers in [0, 1)", True),
+    ("eps<0", ["optim.eps=-1"], 2, "optim.eps=-1 must be", True),
+    ("momentum<0", ["optim=sgd", "optim.momentum=-1"], 2, "optim.momentum=-1 must be in [0, 1)", True),
+    ("lr=inf", ["optim.lr=inf"], 2, "optim.lr=inf must be a positive number", True),
+    ("lr=nan", ["optim.lr=nan"], 2, "optim.lr=nan must be a positive number", True),
+    ("weight_decay<0", ["optim.weight_decay=-0.1"], 2, "optim.weight_decay=-0.1 must be", True),
+    # --- schedule
+    ("min_lr_ratio>1", ["schedule.min_lr_ratio=2"], 2, "schedule.min_lr_ratio=2 must be in [0, 1]", True),
+    ("min_lr_ratio<0", ["schedule.min_lr_ratio=-0.5"], 2, "schedule.min_lr_ratio=-0.5 must be in [0, 1]", True),
+    # a user may mean a warmup as long as a smoke test: warned, not refused
+    ("warmup>=steps", ["train.steps=50"], 0, "schedule.warmup=100 is not below train.steps=50", True),
+    # --- parameterization formulas (a user gives one as a quoted override of conf/param/*.yaml)
+    ("formula 10^10^10", ["param.init.out_proj='10^10^10'"], 2, "param=sp init.out_proj: '10^10^10'", True),
+    ("formula 1/0", ["param=mup", "param.adam.lr.hidden='1/0'"], 2, "param=mup adam.lr.hidden: '1/0'", True),
+    ("formula m^-1000", ["param=mup", "param.init.hidden='m^-1000'"], 2, "param=mup init.hidden: 'm^-1000'", True),
+    ("formula sqrt(-1)", ["param=mup", "param.init.hidden='sqrt(-1)'"], 2, "param=mup init.hidden: 'sqrt(-1)'", True),
+    # --- distribution: one process unless torchrun started us
+    ("fsdp2 no torchrun", ["dist=fsdp2"], 2, "dist=fsdp2 runs as one process here", True),
+    ("ddp no torchrun", ["dist=ddp"], 2, "dist=ddp runs as one process here", True),
+    # --- vocabulary and prepared data
+    ("vocab_size=10", vocab_10, 2, "model.vocab_size=10 is smaller than the data's vocabulary (84)", True),
+    ("garbage train.bin", garbage_train_bin, 2, "", True),
+    ("ids out of range", out_of_range_ids, 2, "", True),
+    ("meta vocab missing", meta_edit(vocab_size=None), 2, "", True),
+    ("meta vocab wrong", meta_edit(vocab_size=10), 2, "", True),
+    ("meta vocab a string", meta_edit(vocab_size="many"), 2, "", True),
+    ("read-only data root", read_only_root, 2, "data.root=", True),
+    ("full disk in data.prepare", full_disk, 2, "no space left on device", True),
+    # --- entry points (subprocesses: the exit code is the point)
+    ("train.py steps float", sub("train.py", "train.steps=1e9", "hydra.run.dir={tmp}/run"), 2, "train.steps=1000000000.0", True),
+    ("train.py fsdp2", sub("train.py", "dist=fsdp2", "hydra.run.dir={tmp}/run"), 2, "dist=fsdp2 runs as one process here", True),
+    # owned by the `python -m param` helper (issue 14) and the coordinate-check helper
+    ("param --help", sub("-m", "param", "--help"), 0, "", True),
+    ("coord_check seeds scalar", sub("-m", "param.coord_check", "check.seeds=1", "check.sizes=[16,32,64]",
+                                     "model.head_dim=16", "param.base_width=16", "train.steps=2", "train.threads=1",
+                                     "check.expect=none", "--out={tmp}/coord"), 0, "", False),
+    ("coord_check sizes below base", sub("-m", "param.coord_check", "check.sizes=[16,32,64]", "check.seeds=[1]",
+                                         "train.steps=2", "train.threads=1", "check.expect=none",
+                                         "--out={tmp}/coord"), 0, "", False),
+]
+
+
+def _fill(args, tmp: Path, data: Path) -> list[str]:
+    return [str(a).replace("{tmp}", str(tmp)).replace("{data}", str(data)) for a in args]
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_a_bad_input_is_one_line_naming_the_fix(case, tmp_path, data_root, capsys, monkeypatch):
+    name, how, code, message, nothing_written = case
+    tmp = tmp_path / "case"
+    tmp.mkdir()
+    if isinstance(how, tuple) and how[0] == "subprocess":
+        before = _snapshot(tmp)
+        out = run_cli(*_fill(how[1], tmp, data_root), env=how[2])
+        got, err = out.returncode, out.stderr
+    else:
+        if isinstance(how, list):
+            argv = _fill(how, tmp, data_root)
+            action = lambda: cli.check_overrides(argv)  # noqa: E731
+        else:
+            params = how.__code__.co_varnames[:how.__code__.co_argcount]
+            action = how(tmp, data_root, monkeypatch) if "monkeypatch" in params else how(tmp, data_root)
+        before = _snapshot(tmp)
+        capsys.readouterr()
+        try:
+            cli.guard(action)()
+            got = 0
+        except SystemExit as e:
+            got = e.code
+        finally:
+            for p in tmp.rglob("*"):  # a read-only case dir must still be removable
+                if p.is_dir():
+                    p.chmod(0o755)
+        err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert got == code, f"{name}: exit {got}, stderr:\n{err}"
+    if code == 2:
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+        assert lines[0][len("error: "):].startswith(message), lines[0]
+    elif message:
+        warnings = [line for line in lines if line.startswith("warning: ")]
+        assert warnings and warnings[0][len("warning: "):].startswith(message), err
+    if nothing_written:
+        assert _snapshot(tmp) == before, "files changed"
