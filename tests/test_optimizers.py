@@ -56,7 +56,8 @@ def cfg_of(*overrides: str):
 
 
 W, D, HD = 2048, 16, 64
-M, R = W / 256, D / 4  # 8, 4 against the base shape 256 x 4 (param.base_width / base_depth)
+BW = 256  # the spec's base shape 256 x 4, set explicitly (the default param.base_width is the tiny model's 128)
+M, R = W / BW, D / 4  # 8, 4
 ETA, LAM, EPS, SIGMA = 3e-3, 0.05, 1e-10, 0.02
 HAS_EPS = ("adamw", "adam", "muon", "muon_kimi")  # optimizers whose config has an eps
 PARAM = {  # the spec §2.4 columns (and §2.2 for the AdamW half)
@@ -71,7 +72,7 @@ COLUMN = {"sp": "SP", "mup": "width-muP", "spectral_k1": "spectral k=1", "spectr
 @functools.lru_cache(maxsize=None)
 def table(param: str, optim: str, *extra: str, width=W, depth=D):
     ov = (*PARAM[param], f"optim={optim}", f"model.width={width}", f"model.depth={depth}", f"model.head_dim={HD}",
-          "model.vocab_size=64", f"optim.lr={ETA}", f"optim.weight_decay={LAM}")
+          "model.vocab_size=64", f"optim.lr={ETA}", f"optim.weight_decay={LAM}", f"param.base_width={BW}")
     if optim in HAS_EPS:
         ov += (f"optim.eps={EPS}",)
     cfg = cfg_of(*ov, *extra)

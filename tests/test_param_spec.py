@@ -36,7 +36,7 @@ from param import build_table
 # ----------------------------------------------------------------------------- shapes and base values
 
 W, D, HD = 2048, 16, 64           # target shape
-BW, BD = 256, 4                   # param.base_width / param.base_depth defaults (spec §5: base shape 256 x 4)
+BW, BD = 256, 4                   # the spec's base shape 256 x 4 (spec §5), set explicitly: the default base_width is 128
 M, R = W / BW, D / BD             # 8, 4
 SR = math.sqrt(R)                 # 2
 ETA, LAM, EPS, SIGMA = 3e-3, 0.05, 1e-10, 0.025
@@ -109,7 +109,7 @@ def _table(overrides: tuple[str, ...]):
 
 def base_overrides(optim="adamw", width=W, depth=D, lr=ETA) -> tuple[str, ...]:
     o = (f"optim={optim}", f"model.width={width}", f"model.depth={depth}", f"model.head_dim={HD}",
-         f"model.vocab_size={VOCAB}", f"optim.lr={lr}", f"optim.weight_decay={LAM}")
+         f"model.vocab_size={VOCAB}", f"optim.lr={lr}", f"optim.weight_decay={LAM}", f"param.base_width={BW}")
     if optim != "sgd":
         o += (f"optim.eps={EPS}",)
     return o
@@ -696,11 +696,11 @@ MISCONFIG = [
 def test_misconfiguration_raises_user_error(bad, keys, good):
     common = base_overrides("adamw")
     with pytest.raises(cli.UserError) as exc:
-        _build_checked(bad + common)
+        _build_checked(common + bad)
     msg = str(exc.value)
     assert "\n" not in msg.strip(), msg
     assert any(k in msg for k in keys), f"{msg!r} names none of {keys}"
-    _build_checked(good + common)  # the fix works
+    _build_checked(common + good)  # the fix works
 
 
 # ----------------------------------------------------------------------------- §4 Everett abc

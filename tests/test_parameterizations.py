@@ -90,7 +90,7 @@ def test_an_ablation_is_one_override():
     _, t = table_for("param=completep", "param.alpha=0.75", "model.depth=64")
     assert t.globals["branch_multiplier"] == pytest.approx(16 ** -0.75)
     hidden = t.by_name()["blocks.0.mlp.fc.weight"]
-    assert hidden.lr == pytest.approx(2e-3 / 0.5 * 16 ** -0.25)  # eta/m · r^(alpha-1), m = 128/256
+    assert hidden.lr == pytest.approx(2e-3 * 16 ** -0.25)  # eta/m · r^(alpha-1), m = 128/128 (the default model is the base)
 
 
 def test_attention_scale_is_a_flag():
