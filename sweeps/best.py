@@ -2,6 +2,7 @@
 
     python -m sweeps.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2
     python -m sweeps.best outputs/sweeps/cpu_proxy_search/results.csv
+    python -m sweeps.best multirun/2026-11-25/07-28-14            # the jobs of `python train.py -m ...`
     python train.py $(python -m sweeps.best outputs/sweeps/cpu_proxy_search/results.csv) model.width=256
 
 stdout is one line of overrides: the sweep's fixed ones (its experiment preset and base shape
@@ -41,10 +42,10 @@ def overrides(row: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sweeps.best", description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", nargs="+", help="results.csv files (or their dirs)")
+    ap.add_argument("results", nargs="+", help="results.csv files (or their dirs), Hydra multirun dirs, or one W&B sweep path")
     ap.add_argument("--metric", default="final_val_loss", choices=["final_val_loss", "best_val_loss"])
     args = ap.parse_args(argv)
-    rows = results.read(args.results)
+    rows = results.read_any(args.results)
     best = winner(rows, args.metric)
     n_ok = sum(r.get("status") == "done" for r in rows)
     print(f"# best of {n_ok} finished trials ({len(rows)} in all): {args.metric} {best[args.metric]:.4f} in {best['run_dir']}",

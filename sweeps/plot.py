@@ -4,6 +4,7 @@ panel per parameterization side by side, each optimum marked; then the verdict.
     python -m sweeps.plot outputs/demo/results.csv
     python -m sweeps.plot a/results.csv b/results.csv --where param=spectral --panel param.block_depth
     python -m sweeps.plot results.csv --x optim.weight_decay --by model.depth --json
+    python -m sweeps.plot multirun/2026-11-25/07-28-14      # the jobs of `python train.py -m ...`
     python -m sweeps.plot entity/project/abcd1234          # a W&B sweep (needs the network)
 
 This is the spectral paper's Fig. 1c/d, 2, 3 and 4 layout (spec §5): validation loss against
@@ -44,6 +45,37 @@ def _num(text: str):
         return None
 
 
+# The curves' colours: a sequential palette (small size dark, large size light) cut before its
+# light end, so the largest size stays readable on white; each size also gets its own marker.
+PALETTE, PALETTE_END = "viridis", 0.72
+MARKERS = "osD^vPX<>h"
+AXIS_NAMES = {"optim.lr": "learning rate", "optim.weight_decay": "weight decay"}
+
+
+def octave_ticks(ax, lo: float, hi: float) -> None:
+    """x ticks at whole octaves only (2^k, k an integer), every 2nd or 3rd one on a wide axis."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    first, last = math.floor(lo), math.ceil(hi)
+    step = max(1, math.ceil((last - first + 1) / 9))
+    ticks = [k for k in range(first, last + 1) if k % step == 0] or [first]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(FixedLocator(list(range(first, last + 1))) if step > 1 else NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda k, _: f"$2^{{{int(round(k))}}}$"))
+
+
+def draw_optima(ax, stars: list[tuple[float, float, tuple]], y_span: float) -> None:
+    """A star per optimum in its curve's colour. Optima that share a point (same x, losses within
+    1% of the y range) are spread side by side around it, 0.2 octave apart, so none hides another."""
+    groups: list[list] = []
+    for x, y, color in stars:
+        same = next((g for g in groups if g[0][0] == x and abs(g[0][1] - y) < 0.01 * y_span), None)
+        (same.append((x, y, color)) if same else groups.append([(x, y, color)]))
+    for g in groups:
+        for j, (x, y, color) in enumerate(g):
+            ax.plot([x + 0.2 * (j - (len(g) - 1) / 2)], [y], "*", color=color, ms=14, mec="black", mew=0.7, zorder=5)
+
+
 def draw(v: dict, png: Path) -> None:
     import matplotlib
 
@@ -51,45 +83,54 @@ def draw(v: dict, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = v["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 0.6, 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 0.8, 3.9), sharey=True, squeeze=False,
+                             layout="constrained")
     finite = [l for sizes in v["points"].values() for c in sizes.values() for l in c.values() if l is not None]
     lo, hi = min(finite), max(finite)
     best = min(finite)
     top = min(hi, best + max(1.0, 0.25 * (hi - best))) + 0.04 * (hi - lo + 1e-9)
     bottom = lo - 0.04 * (hi - lo + 1e-9)
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap(PALETTE)
+    xs_all = [math.log2(x) for sizes in v["points"].values() for c in sizes.values() for x in c if x > 0]
+    x_name = AXIS_NAMES.get(v["x"], v["x"])
     for ax, (label, p) in zip(axes[0], panels.items()):
-        sizes = list(p["sizes"])
+        sizes, stars = list(p["sizes"]), []
         for i, size in enumerate(sizes):
             curve = v["points"][label][size]
-            color = cmap(i / max(1, len(sizes) - 1) * 0.9)
+            color = cmap(PALETTE_END * i / max(1, len(sizes) - 1))
+            marker = MARKERS[i % len(MARKERS)]
             xs = sorted(curve)
             ok = [(math.log2(x), curve[x]) for x in xs if curve[x] is not None]
             bad = [math.log2(x) for x in xs if curve[x] is None]
             over = [(a, b) for a, b in ok if b > top]
             s = p["sizes"][size]
-            ax.plot([a for a, _ in ok], [min(b, top) for _, b in ok], "-o", ms=3, color=color,
+            ax.plot([a for a, _ in ok], [min(b, top) for _, b in ok], "-", marker=marker, ms=4, lw=1.6, color=color,
                     label=f"{size if v['by'] else 'all'}: {octave(s['optimum'])}" + (" (edge)" if s["edge"] else ""))
-            ax.plot([a for a, _ in over], [top] * len(over), "^", color=color, ms=6)
-            ax.plot(bad, [top] * len(bad), "x", color=color, ms=8, mew=2)
+            if over:
+                ax.plot([a for a, _ in over], [top] * len(over), "^", color=color, ms=6, clip_on=False)
+            if bad:
+                ax.plot(bad, [top] * len(bad), "x", color=color, ms=8, mew=2, clip_on=False)
             if s["optimum"] is not None:
-                ax.plot([math.log2(s["optimum"])], [s["loss"]], "*", color=color, ms=13, mec="black", mew=0.6, zorder=5)
+                stars.append((math.log2(s["optimum"]), s["loss"], color))
+        draw_optima(ax, stars, top - bottom)
         d = p["drift_octaves"]
-        ax.set_title(f"{label}\ndrift {d:+.3g} oct" if d is not None else label, fontsize=9)
-        ax.set_xlabel(f"log2 {v['x']}")
+        ax.set_title(f"{label}\noptimum drift {d:+.3g} octaves" if d is not None else label, fontsize=9)
+        ax.set_xlabel(f"{x_name} ({v['x']}), log2 scale")
+        if xs_all:
+            octave_ticks(ax, min(xs_all), max(xs_all))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title=f"{v['by'] or ''}: optimum (star)", title_fontsize=7)
-    axes[0][0].set_ylabel(f"{v['metric']} (x: diverged, ^: off the top)")
+        ax.grid(alpha=0.12, which="minor")
+        ax.legend(fontsize=7, title=f"{v['by'] or 'size'}: optimum (★)", title_fontsize=7, framealpha=0.85)
+    axes[0][0].set_ylabel(v["metric"].replace("_", " ") + "\n(×: diverged, ▲: off the top)", fontsize=9)
     axes[0][0].set_ylim(bottom, top + 0.02 * (top - bottom))
-    fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=130)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sweeps.plot", description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", nargs="+", help="results.csv files (or their dirs), or one W&B sweep path entity/project/id")
+    ap.add_argument("results", nargs="+", help="results.csv files (or their dirs), Hydra multirun dirs, or one W&B sweep path entity/project/id")
     ap.add_argument("--x", help="the swept hyperparameter (default: optim.lr, else optim.weight_decay)")
     ap.add_argument("--by", help="one curve per value (default: model.width, else model.depth)")
     ap.add_argument("--panel", help="comma-separated panel columns (default: every other column that varies)")

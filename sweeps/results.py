@@ -1,4 +1,5 @@
-"""results.csv: one row per trial, read back from the trials' summary.json files.
+"""results.csv: one row per trial, read back from the trials' summary.json files; the same rows
+from a Hydra multirun dir (`python train.py -m ...`) or a W&B sweep.
 
 Columns: `trial`, every fixed and swept key of the sweep (fixed ones too, so that the CSVs of
 two sweeps can be plotted together and still tell their rows apart), then `status` (done,
@@ -57,18 +58,52 @@ def write(path: Path, rows: list[dict]) -> None:
 
 
 def read(paths: list[str]) -> list[dict]:
-    """Rows of one or more results.csv files, numbers parsed; UserError names the fix."""
+    """Rows of one or more results.csv files or Hydra multirun dirs, numbers parsed; UserError
+    names the fix."""
     rows = []
     for p in paths:
         path = Path(p)
+        if path.is_dir() and not (path / "results.csv").is_file() and is_multirun(path):
+            rows += read_multirun(path)
+            continue
         if path.is_dir():
             path = path / "results.csv"
         if not path.is_file():
-            raise UserError(f"{p}: no results.csv there: run `python -m sweeps.run sweeps/<file>.yaml` first (it writes <out>/results.csv)")
+            raise UserError(f"{p}: no results.csv (nor Hydra multirun job dirs) there: run `python -m sweeps.run "
+                            "sweeps/<file>.yaml` first (it writes <out>/results.csv), or give a multirun/<date>/<time> dir")
         with open(path, newline="") as f:
             rows += [{k: parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
     if not rows:
         raise UserError(f"{', '.join(paths)}: no trials in the results: is the sweep still starting?")
+    return rows
+
+
+# ----------------------------------------------------------------------------- Hydra multirun dirs
+
+def _jobs(sweep_dir: Path) -> list[Path]:
+    """The numbered job dirs of a `python train.py -m ...` sweep dir, in job order."""
+    return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit() and (d / ".hydra" / "overrides.yaml").is_file()),
+                  key=lambda d: int(d.name))
+
+
+def is_multirun(path: Path) -> bool:
+    return bool(_jobs(path))
+
+
+def read_multirun(sweep_dir: Path) -> list[dict]:
+    """One row per job of a Hydra multirun dir (multirun/<date>/<time>/): the job's overrides
+    (.hydra/overrides.yaml) as columns, then the outcome from its summary.json. A job without
+    a summary.json (crashed, or still running) is a `failed` row."""
+    import yaml
+
+    rows = []
+    for job in _jobs(sweep_dir):
+        row = {"trial": f"{sweep_dir.name}/{job.name}"}
+        for text in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []:
+            key, sep, value = str(text).partition("=")
+            if sep and not key.startswith("~"):
+                row[key.lstrip("+")] = parse(value.strip("'\""))
+        rows.append({**row, **outcome(job, exit_code=1)})
     return rows
 
 
@@ -88,15 +123,24 @@ def parse(text: str):
 
 # ----------------------------------------------------------------------------- W&B sweeps
 
-WANDB_SWEEP = r"[\w.-]+/[\w.-]+/[a-z0-9]{8}"  # entity/project/sweep_id
+# entity/project/sweep_id, or entity/project/sweeps/sweep_id as in the sweep's URL: W&B names
+# entities and projects with letters, digits, '-', '_' and '.', and a sweep id is alphanumeric
+# (8 lowercase characters when W&B draws it; `wandb sweep` accepts others)
+WANDB_SWEEP = r"(?:https?://[\w.-]+/)?([\w.-]+)/([\w.-]+)/(?:sweeps/)?([A-Za-z0-9]+)"
+
+
+def wandb_sweep_path(text: str) -> str | None:
+    """`entity/project/id` when `text` names a W&B sweep rather than a local file, else None."""
+    import re
+
+    m = re.fullmatch(WANDB_SWEEP, text.rstrip("/"))
+    return "/".join(m.groups()) if m and not Path(text).exists() else None
 
 
 def read_any(paths: list[str]) -> list[dict]:
-    """results.csv files, or one W&B sweep path (entity/project/id)."""
-    import re
-
-    if len(paths) == 1 and not Path(paths[0]).exists() and re.fullmatch(WANDB_SWEEP, paths[0]):
-        return read_wandb(paths[0])
+    """results.csv files or Hydra multirun dirs, or one W&B sweep path (entity/project/id)."""
+    if len(paths) == 1 and wandb_sweep_path(paths[0]):
+        return read_wandb(wandb_sweep_path(paths[0]))
     return read(paths)
 
 
@@ -107,7 +151,8 @@ def read_wandb(path: str) -> list[dict]:
     try:
         socket.create_connection(("api.wandb.ai", 443), timeout=3).close()
     except OSError:
-        raise UserError(f"{path}: reading a W&B sweep needs the network (api.wandb.ai is unreachable): plot a local results.csv instead") from None
+        raise UserError(f"{path}: no such local file, so read as a W&B sweep id; that needs the network (api.wandb.ai "
+                        "is unreachable): plot a local results.csv or multirun dir instead") from None
     import wandb
 
     try:

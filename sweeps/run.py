@@ -191,6 +191,8 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
     user_threads = any(o.startswith("train.threads=") for o in sweep.fixed + sweep.extra) or "train.threads" in sweep.params
     threads = 1 if jobs > 1 and launcher == "local" and not user_threads else None
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if threads else {})}
+    if use_wandb:  # W&B's own variable: the trials' runs are grouped under the sweep's name
+        env.setdefault("WANDB_RUN_GROUP", sweep.path.stem)
     from tqdm import tqdm
 
     bar = tqdm(total=len(trials) if sweep.method == "grid" else count, desc=sweep.path.stem, unit="trial",
@@ -204,7 +206,7 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
             bar.set_postfix(last=f"{rows[t.name]['status']} {t.name}"[:60])
 
     def execute(batch: list[Trial]) -> None:
-        spec.check_trials(sweep, [t.values for t in batch])
+        spec.check_trials(sweep, [t.values for t in batch], use_wandb)
         todo = []
         for t in batch:
             t.claim()
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         trials = sweep_trials(sweep, out, args.skip, args.count, args.seed)
         if sweep.method == "random":
             trials = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], args.count, args.seed)]
-        spec.check_trials(sweep, [t.values for t in trials])
+        spec.check_trials(sweep, [t.values for t in trials], args.wandb)
         for t in trials:
             print(("done  " if t.done() else "to do ") + " ".join(command(sweep, t, 1 if args.jobs > 1 else None, args.wandb)))
         print(f"{len(trials)} trials checked" + (" (bayes: the next ones depend on the results)" if sweep.method == "bayes" else ""))

@@ -178,10 +178,14 @@ def _number(text: str) -> float:
 
 # ----------------------------------------------------------------------------- validation
 
-def check_trials(sweep: Sweep, trials: list[dict]) -> None:
+def check_trials(sweep: Sweep, trials: list[dict], use_wandb: bool = False) -> None:
     """Compose every trial's overrides as train.py would and check them (cli.check_run):
-    an unknown key or a shape that cannot train fails here, before any trial starts."""
-    fixed = [o for o in sweep.fixed if not o.startswith("logger=")] + sweep.extra
+    an unknown key or a shape that cannot train fails here, before any trial starts. The
+    file's `logger=` is kept with `use_wandb` (the runner's --wandb), as the trials get it."""
+    fixed = [o for o in sweep.fixed if use_wandb or not o.startswith("logger=")] + sweep.extra
+    loggers = [o for o in sweep.extra if o.startswith("logger.")]
+    if loggers and not use_wandb:
+        raise UserError(f"{loggers[0]}: the trials run with logger=local unless you pass --wandb: add --wandb")
     seen = set()
     for values in trials:
         ovr = fixed + overrides(sweep, values)
