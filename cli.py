@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import re
 import sys
@@ -93,7 +94,7 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
 
     overrides = _first_of_sweeps(list(overrides))
     try:
-        return _compose_raw(overrides, config_name)
+        cfg = _compose_raw(overrides, config_name)
     except MissingConfigException as e:
         msg = str(e)
         m = re.search(r"Could not find '([^/']+)/([^']+)'", msg)
@@ -116,6 +117,24 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
             raise UserError(f"unknown config key '{key}': {fix} (`python -m param --cfg` lists every key)") from None
         cause = f" ({str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
         raise UserError(msg.splitlines()[0] + cause) from None
+    _check_resolves(cfg)
+    return cfg
+
+
+def _check_resolves(cfg) -> None:
+    """Every `${...}` of the composed config resolves; else one line naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as e:
+        key = e.full_key or "?"
+        parent, _, leaf = key.rpartition(".")
+        node = (OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg)._get_node(leaf)
+        raw = node._value() if node is not None else "${...}"
+        raise UserError(f"{key}={raw}: cannot resolve ({str(e).splitlines()[0]}): give a value, "
+                        "or ${other.key} naming a key that exists (`python -m param --cfg` lists them)") from None
 
 
 # Hydra's own flags: those that print and exit (nothing to check), and those that take a value
@@ -139,38 +158,212 @@ def check_overrides(argv: list[str]) -> None:
             skip = a in _HYDRA_VALUED  # `--cfg job`: the next word is the flag's value
         elif ("=" in a or a.startswith("~")) and not a.lstrip("+~").startswith("hydra"):
             overrides.append(a)
-    check_run(compose(overrides))
+    cfg = compose(overrides)
+    printing = bool({"-c", "--cfg"} & set(argv))  # printing the config launches nothing: no warnings either
+    check_run(cfg, quiet=printing)
+    if not printing:
+        check_launch(str(cfg.dist.strategy))
+        check_data_vocab(cfg)
+
+
+def check_data_vocab(cfg) -> None:
+    """model.vocab_size against the data's vocabulary, where it is known without preparing
+    (GPT-2's, or a prepared dir's meta.json): refused before the run writes anything."""
+    if cfg.model.vocab_size is None:
+        return
+    import data
+
+    known = cfg.data.tokenizer != "gpt2" and (data.data_dir(cfg.data) / "meta.json").is_file()
+    vocab_size(cfg, data.load_meta(data.data_dir(cfg.data))["vocab_size"] if known else None)
 
 
 # ----------------------------------------------------------------------------- value checks
 
-def _positive(value, name: str, kind=float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or (kind is int and int(value) != value):
-        what = "a positive integer" if kind is int else "a positive number"
-        raise UserError(f"{name}={value!r} must be {what}")
+# What every checked value must be, one line per key: `int`, `number` (finite) or `bool`, an
+# optional bound (`>= 1`, `> 0`, `in [0, 1)`), `or null`, `or inf`. `pair in [a, b)`: a list of
+# two such numbers. A key not listed takes its type from the shipped config files (below): an
+# int key given 1e9 or "abc", a bool key given "maybe", a float key given a word, all fail.
+VALUES = {
+    "seed": "int >= 0",
+    "model.width": "int >= 1", "model.depth": "int >= 1", "model.head_dim": "int >= 1", "model.context": "int >= 1",
+    "model.vocab_size": "int >= 1 or null", "model.vocab_multiple": "int >= 1", "model.dropout": "number in [0, 1)",
+    "train.steps": "int >= 1", "train.batch_size": "int >= 1", "train.grad_accum": "int >= 1",
+    "train.log_interval": "int >= 1", "train.eval_interval": "int >= 1", "train.eval_iters": "int >= 1",
+    "train.ckpt_interval": "int >= 0", "train.ckpt_keep": "int >= 0", "train.threads": "int >= 1 or null",
+    "train.grad_clip": "number >= 0", "train.diverge_factor": "number > 1 or inf",
+    "optim.lr": "number > 0", "optim.eps": "number >= 0", "optim.weight_decay": "number >= 0",
+    "optim.betas": "pair in [0, 1)", "optim.momentum": "number in [0, 1)", "optim.adamw_lr_ratio": "number > 0",
+    "optim.ns_steps": "int >= 1", "optim.a": "number > 0", "optim.b": "number > 0", "optim.beta2_decay": "number <= 0",
+    "optim.wd_on_vectors": "bool or null", "schedule.min_lr_ratio": "number in [0, 1]",
+    "param.init_std": "number >= 0", "param.block_depth": "int >= 1 or null", "param.alpha": "number or null",
+    "data.num_proc": "int >= 1", "diagnostics.interval": "int >= 0", "diagnostics.max_tokens": "int >= 1",
+}
+HINTS = {  # said after the rule, where the meaning of the edge is not obvious
+    "train.threads": "null: torch's default", "train.ckpt_interval": "0: only the final checkpoint",
+    "train.ckpt_keep": "0: keep every checkpoint", "train.grad_clip": "0: no clipping",
+    "train.diverge_factor": "a loss above diverge_factor x the first loss stops the run; .inf: never",
+    "diagnostics.interval": "0: off",
+}
+# Sizes far beyond any model or run this trainer can allocate: caught here in one line instead of
+# an allocation failure deep in torch (GPT-3 175B is width 12,288, depth 96, context 2,048).
+LARGEST = {"model.width": 2**16, "model.depth": 2**12, "model.head_dim": 2**12, "model.context": 2**20,
+           "model.vocab_size": 2**20, "train.batch_size": 2**24, "train.steps": 10**10, "train.eval_iters": 10**6,
+           "seed": 2**63 - 1}
+_FORMULAS = ("param.init.", "param.forward.", "param.adam.", "param.sgd.", "param.muon.", "param.muon_kimi.",
+             "param.exponents.", "param.c.", "check.")  # checked by param/ and the check CLIs
+_RULE = re.compile(r"(int|number|bool|pair)(?: (>=|>|<=) (-?[\d.]+)| in ([\[(])(-?[\d.]+), (-?[\d.]+)([\])]))?"
+                   r"((?: or (?:null|inf))*)")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_types() -> dict[str, frozenset]:
+    """key -> the Python types the shipped config files (conf/**.yaml) give it, over every group option."""
+    from omegaconf import DictConfig, OmegaConf
+
+    types: dict[str, set] = {}
+
+    def walk(node, prefix: str) -> None:
+        for k in node.keys():
+            child = node._get_node(k)
+            if isinstance(child, DictConfig):
+                walk(child, f"{prefix}{k}.")
+            elif not (prefix == "" and k == "defaults"):
+                types.setdefault(f"{prefix}{k}", set()).add(type(child._value()).__name__)
+
+    for path in CONF_DIR.rglob("*.yaml"):
+        rel = path.relative_to(CONF_DIR)
+        if rel.parts[0] == "hydra":
+            continue
+        glob = len(rel.parts) == 1 or "@package _global_" in path.read_text()
+        walk(OmegaConf.load(path), "" if glob else ".".join(rel.parts[:-1]) + ".")
+    return {k: frozenset(v) for k, v in types.items()}
+
+
+def _kind_of(key: str) -> str | None:
+    """The rule of `key`: from VALUES, else from the shipped types (None: not checked)."""
+    if key in VALUES:
+        return VALUES[key]
+    seen = shipped_types().get(key, frozenset()) - {"NoneType"}
+    null = " or null" if "NoneType" in shipped_types().get(key, ()) else ""
+    for kind, types in (("bool", {"bool"}), ("int", {"int"}), ("number", {"int", "float"})):
+        if seen and seen <= types:
+            return kind + null
+    return None
+
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_value(key: str, value, rule: str) -> None:
+    """UserError `<key>=<value> must be <what the rule says>` unless `value` meets `rule`."""
+    m = _RULE.fullmatch(rule)
+    if m is None:
+        raise ValueError(f"bad rule {rule!r} for {key}")
+    kind, op, bound, lo_br, lo, hi, hi_br, extra = m.groups()
+    if value is None and "null" in extra:
+        return
+    if kind == "pair":
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_meets(v, "number", op, bound, lo_br, lo, hi, hi_br, "") for v in value)
+    else:
+        ok = _meets(value, kind, op, bound, lo_br, lo, hi, hi_br, extra)
+    if not ok:
+        hint = HINTS.get(key)
+        if kind == "int" and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            hint = f"write it without a decimal point or exponent: {key}={int(value)}"
+        raise UserError(f"{key}={_shown(value)} must be {_describe(kind, op, bound, lo_br, lo, hi, hi_br, extra)}"
+                        + (f" ({hint})" if hint else ""))
+    top = LARGEST.get(key)
+    if top is not None and value is not None and value > top:
+        raise UserError(f"{key}={value} is more than {top:,}, the largest this trainer accepts: give a smaller value")
+
+
+def _meets(value, kind, op, bound, lo_br, lo, hi, hi_br, extra) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+        return False
+    if not math.isfinite(value) and not (value == math.inf and "inf" in extra):
+        return False
+    if op:
+        b = float(bound)
+        return {">=": value >= b, ">": value > b, "<=": value <= b}[op]
+    if lo_br:
+        return (value >= float(lo) if lo_br == "[" else value > float(lo)) and (value <= float(hi) if hi_br == "]" else value < float(hi))
+    return True
+
+
+_NAMED = {("int", ">=", "1"): "positive", ("number", ">", "0"): "positive", ("int", ">=", "0"): "non-negative",
+          ("number", ">=", "0"): "non-negative"}
+
+
+def _describe(kind, op, bound, lo_br, lo, hi, hi_br, extra) -> str:
+    """The rule in words: `a positive integer`, `two numbers in [0, 1)`, `true or false`."""
+    if kind == "bool":
+        text = "true or false"
+    else:
+        base = "number" if kind == "pair" else kind
+        noun = {"int": "integer", "number": "number", "pair": "numbers"}[kind]
+        if (base, op, bound) in _NAMED:
+            text = f"{_NAMED[base, op, bound]} {noun}"
+        elif op:
+            text = f"{noun} {op} {bound}"
+        elif lo_br:
+            text = f"{noun} in {lo_br}{lo}, {hi}{hi_br}"
+        else:
+            text = noun
+        text = "two " + text if kind == "pair" else ("an " if text[0] in "aeiou" else "a ") + text
+    return text + (" or null" if "null" in extra else "")
+
+
+def _leaves(cfg, prefix: str = ""):
+    from omegaconf import DictConfig
+
+    for k in cfg.keys():
+        node, full = cfg._get_node(k), f"{prefix}{k}"
+        if isinstance(node, DictConfig):
+            yield from _leaves(node, full + ".")
+        else:
+            yield full, cfg[k]
+
+
+def check_values(cfg) -> None:
+    """Every key of the composed config against its rule (VALUES, else the shipped types)."""
+    from omegaconf import ListConfig, OmegaConf
+
+    for key, value in _leaves(cfg):
+        if key.startswith(_FORMULAS):
+            continue
+        rule = _kind_of(key)
+        if rule is not None:
+            check_value(key, OmegaConf.to_container(value) if isinstance(value, ListConfig) else value, rule)
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """One line on stderr, once per process: for values a user may mean (the run goes on)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def check_config(cfg) -> None:
     """Values that compose fine but cannot train: one line each, naming the fix."""
-    m, t, o = cfg.model, cfg.train, cfg.optim
-    for key in ("width", "depth", "head_dim", "context"):
-        _positive(m[key], f"model.{key}", int)
+    m, t = cfg.model, cfg.train
+    check_values(cfg)
     if m.width % m.head_dim:
         ok = [h for h in (16, 32, 64, 128) if m.width % h == 0]
         raise UserError(
             f"model.width={m.width} is not divisible by model.head_dim={m.head_dim}: "
             f"use a width that is a multiple of {m.head_dim}" + (f" or model.head_dim={ok[-1]}" if ok else "")
         )
-    _positive(o.lr, "optim.lr")
-    for key in ("steps", "batch_size", "grad_accum"):
-        _positive(t[key], f"train.{key}", int)
     if t.batch_size % t.grad_accum:
         raise UserError(
             f"train.batch_size={t.batch_size} is not divisible by train.grad_accum={t.grad_accum}: "
             "the batch is split into grad_accum equal micro-batches; pick a divisor"
         )
-    if not 0 <= m.dropout < 1:
-        raise UserError(f"model.dropout={m.dropout} must be in [0, 1)")
     if t.device not in ("auto", "cpu", "cuda", "mps") and not str(t.device).startswith("cuda:"):
         raise UserError(f"train.device={t.device!r}: choose auto, cpu, cuda, cuda:N or mps")
     if str(t.device).startswith("cuda"):
@@ -192,8 +385,15 @@ GPT2_VOCAB = 50257  # GPT-2 BPE: 50,000 merges + 256 bytes + <|endoftext|>
 
 def vocab_size(cfg, data_vocab: int | None = None) -> int:
     """model.vocab_size, or the data's (`data_vocab` when the caller has read meta.json already),
-    padded up to model.vocab_multiple."""
-    v = cfg.model.vocab_size if cfg.model.vocab_size is not None else data_vocab
+    padded up to model.vocab_multiple. A model.vocab_size below the data's is refused, quoting
+    the number the user gave (not the padded one)."""
+    given = cfg.model.vocab_size
+    if given is not None and data_vocab is None and cfg.data.tokenizer == "gpt2":
+        data_vocab = GPT2_VOCAB
+    if given is not None and data_vocab is not None and given < data_vocab:
+        raise UserError(f"model.vocab_size={given} is smaller than the data's vocabulary ({data_vocab}): "
+                        "leave it null (the data's, padded to model.vocab_multiple) or give at least that")
+    v = given if given is not None else data_vocab
     if v is None:
         if cfg.data.tokenizer == "gpt2":
             v = GPT2_VOCAB  # known without preparing (openwebtext may not be prepared here)
@@ -211,15 +411,28 @@ def to_container(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def check_run(cfg) -> None:
-    """Everything `check_config` checks, plus the parameterization x optimizer pair."""
+def check_run(cfg, quiet: bool = False) -> None:
+    """Everything `check_config` checks, plus the parameterization x optimizer pair; `quiet`
+    leaves out the warnings (values a user may mean)."""
     from optim.scaling import check
     from param.rules import rules_for
     from param.table import check_param
 
-    from optim.schedule import Schedule
+    from optim.schedule import Schedule, warmup_steps
 
     check_config(cfg)
     check_param(cfg)
     check(cfg.optim, rules_for(cfg.param, cfg.model.width, cfg.model.depth))
     Schedule(cfg.schedule, 1, hidden_wd=1.0)  # names, warmup, decay: checked before any work
+    warm, steps = warmup_steps(cfg.schedule.warmup, cfg.train.steps), cfg.train.steps
+    if warm >= steps and steps > 1 and not quiet:  # a smoke test may mean it: warned, not refused
+        warn(f"schedule.warmup={cfg.schedule.warmup} is not below train.steps={steps}: the LR never gets past its "
+             "warmup; lower schedule.warmup (or give a fraction of training, e.g. schedule.warmup=0.05)")
+
+
+def check_launch(strategy: str) -> None:
+    """dist=ddp / fsdp2 shard over torchrun's processes: refuse a plain single process in one line
+    (torchrun sets WORLD_SIZE, even for --nproc_per_node=1)."""
+    if strategy != "none" and "WORLD_SIZE" not in os.environ:
+        raise UserError(f"dist={strategy} runs as one process here; launch with torchrun --nproc_per_node=N "
+                        f"train.py dist={strategy} (or leave dist={strategy} out)")

@@ -1,6 +1,9 @@
 """Prepare a corpus into `<root>/<name>/`: train.bin, val.bin (uint16 token ids) and meta.json.
 
-    python -m data.prepare data=shakespeare_char [data.root=/scratch/x] [data.name=...]
+    python -m data.prepare data=shakespeare_char [data.root=/scratch/x] [data.name=...] [--force]
+
+--force prepares the dir again even when one exists (a damaged one, say) and replaces it only
+once the new one is complete. A prepared dir is verified at its first use (data/verify.py).
 
 Layout of the bins: every document is followed by a separator, so documents never run together:
 `<|endoftext|>` (50256) for gpt2, "\\n\\n" for char. Everything is written into
@@ -11,6 +14,7 @@ complete; a leftover temp dir (a killed prepare) is removed by the next prepare.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import inspect
 import json
@@ -25,6 +29,7 @@ import numpy as np
 import cli
 from cli import REPO, UserError
 from data import sources, tokenizer
+from data.verify import again, verify
 
 FORMAT = 1  # bump when the layout of the bins changes: old dirs then fail the fingerprint check
 SOURCES = ("shakespeare", "text", "openwebtext")
@@ -86,6 +91,14 @@ def load_meta(data_dir) -> dict:
         meta = json.loads(path.read_text())
     except (ValueError, OSError) as e:
         raise UserError(f"{path} is unreadable ({type(e).__name__}): delete {data_dir} and prepare it again") from None
+    v = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65536:
+        what = "has no vocab_size" if not isinstance(meta, dict) or "vocab_size" not in meta else \
+            f"has vocab_size={v!r}, not an integer in [1, 65536] (the ids are uint16)"
+        raise UserError(f"{path} {what}: prepare it again with `{again(data_dir)}`")
+    if isinstance(meta.get("itos"), list) and len(meta["itos"]) != v:
+        raise UserError(f"{path} says vocab_size={v} but lists {len(meta['itos'])} characters (itos): "
+                        f"prepare it again with `{again(data_dir)}`")
     meta["data_dir"] = str(Path(data_dir).resolve())
     return meta
 
@@ -107,8 +120,23 @@ def _existing(target: Path, digest: str, inputs: dict) -> bool:
     for split in ("train", "val"):
         f = target / f"{split}.bin"
         if not f.is_file() or f.stat().st_size != 2 * meta.get(f"{split}_tokens", -1):
-            raise UserError(f"{f} is missing or has the wrong size: delete {target} and prepare it again")
+            raise UserError(f"{f} is missing or has the wrong size: prepare it again with `{again(target)}`")
+    verify(target, meta)  # checksums and id range: read once, then cached by (size, mtime)
     return True
+
+
+def _write_error(e: OSError, root: Path, target: Path) -> UserError:
+    """A failed write while preparing, as one line: what happened, what was kept, the fix."""
+    kept = f"; the prepared {target} is kept as it was" if target.exists() else "; nothing else was written"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = f" (writing {Path(e.filename).name})" if e.filename else ""
+        return UserError(f"no space left on device while preparing {target}{what}: the partial files were "
+                         f"removed{kept}; free some space or set data.root to a disk with room")
+    where = Path(e.filename or root)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and (where == root or root in where.parents):
+        return UserError(f"data.root={root} is not writable ({e.strerror}: {where}){kept}: set data.root to a "
+                         "directory you can write, or prepare the data there once with write access")
+    return UserError(f"cannot prepare {target}: {e.strerror or e} ({where}){kept}")
 
 
 def _alive(pid: int) -> bool:
@@ -279,12 +307,23 @@ def write_shards(path: Path, dset) -> tuple[int, str]:
 
 # ----------------------------------------------------------------------------- prepare
 
-def prepare(dcfg) -> Path:
-    """Prepare `dcfg` (the `data` config node) unless already done; returns the data dir."""
+def prepare(dcfg, force: bool = False) -> Path:
+    """Prepare `dcfg` (the `data` config node) unless already done (`force`: again, replacing the
+    existing dir once the new one is complete); returns the data dir."""
+    root, target = data_root(dcfg), data_dir(dcfg)
+    new_root = not root.exists()
+    try:
+        return _prepare(dcfg, force, root, target)
+    except OSError as e:  # full disk, read-only root: one line, the partial files gone
+        if new_root and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # made by this prepare, empty again
+        raise _write_error(e, root, target) from None
+
+
+def _prepare(dcfg, force: bool, root: Path, target: Path) -> Path:
     t0 = time.time()
     digest, inputs = fingerprint(dcfg)
-    root, target = data_root(dcfg), data_dir(dcfg)
-    if _existing(target, digest, inputs):
+    if not force and _existing(target, digest, inputs):
         print(f"{target} is already prepared (same fingerprint): nothing to do")
         return target
     loader = _load_openwebtext if dcfg.source == "openwebtext" else _load_local
@@ -313,11 +352,17 @@ def prepare(dcfg) -> Path:
             json.dump(meta, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        try:
+        if force and target.exists():  # the old dir goes only now that the new one is complete
+            old = root / f".{target.name}.tmp-old-{os.getpid()}"
+            os.rename(target, old)
             os.rename(tmp, target)
-        except OSError:  # another process (a second rank) finished first: fine if it is the same data
-            if not _existing(target, digest, inputs):
-                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(tmp, target)
+            except OSError:  # another process (a second rank) finished first: fine if it is the same data
+                if not _existing(target, digest, inputs):
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"prepared {target}: {counts['train']:,} train + {counts['val']:,} val tokens "
@@ -334,6 +379,7 @@ def ensure_prepared(dcfg) -> Path:
         # a text corpus copied here without its source files: the prepared dir is all training needs
         if dcfg.get("source") == "text" and (target / "meta.json").is_file():
             print(f"note: {e}; using the prepared {target} as it is")
+            verify(target, load_meta(target))
             return target
         raise
     if _existing(target, digest, inputs):
@@ -344,8 +390,15 @@ def ensure_prepared(dcfg) -> Path:
 
 @cli.guard
 def main(argv=None) -> None:
-    cfg = cli.compose(sys.argv[1:] if argv is None else argv)
-    prepare(cfg.data)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return
+    flags = [a for a in argv if a.startswith("-")]
+    if set(flags) - {"--force"}:
+        raise UserError(f"unknown flag {sorted(set(flags) - {'--force'})[0]}: python -m data.prepare data=... [--force]")
+    cfg = cli.compose([a for a in argv if a != "--force"])
+    prepare(cfg.data, force="--force" in flags)
 
 
 if __name__ == "__main__":

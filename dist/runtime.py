@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from cli import UserError
+from cli import UserError, check_launch
 
 STRATEGIES = ("none", "ddp", "fsdp2")
 
@@ -40,6 +40,7 @@ def start(dcfg, device_name: str) -> tuple[Runtime, str]:
     strategy = dcfg.strategy
     if strategy not in STRATEGIES:
         raise UserError(f"dist.strategy={strategy!r}: choose {', '.join(STRATEGIES)}")
+    check_launch(strategy)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Runtime(strategy="none"), device_name  # one process: nothing to shard

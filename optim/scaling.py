@@ -101,7 +101,11 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
         from param.expr import evaluate  # here: param imports this module
 
         init_f = rules.init(role)
-        width_init = init_f.value / evaluate(init_f.formula, {**env, "m": 1.0})
+        at_base = evaluate(init_f.formula, {**env, "m": 1.0}, f"param={rules.name} init ({role})")
+        if init_f.value == 0 or at_base == 0:
+            raise UserError(f"param={rules.name} init ({role}): {init_f.formula!r} is 0, so optim=adafactor has no "
+                            "init width factor to divide its LR by: give the init a nonzero formula or pick another optimizer")
+        width_init = init_f.value / at_base
         lr /= width_init
         formulas["lr"] += f" / m^{math.log(width_init, env['m']) if env['m'] != 1 else 0:+.3g} (init's width factor)  [Everett: c = c_Adam - b]"
     wd = 0.0

@@ -18,8 +18,37 @@ _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _FUNCS = {"sqrt": math.sqrt}
 
 
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # torch.finfo(torch.float32)
+
+
 def evaluate(expr, env: dict[str, float | None], where: str = "") -> float:
-    """Value of a number or formula string; UserError (naming `where`) if it is malformed."""
+    """Value of a number or formula string; UserError (naming `where` and the formula) if it is
+    malformed, divides by zero, overflows, is not real, or leaves float32's range (the tensors'
+    dtype: bf16 has the same exponent range) at this env's m and r."""
+    try:
+        value = _evaluate(expr, env, where)
+    except ZeroDivisionError:
+        problem = "divides by zero"
+    except OverflowError:
+        problem = "overflows"
+    except ValueError as e:  # math domain error: sqrt(-1)
+        problem = f"is undefined ({e})"
+    else:
+        if isinstance(value, complex):
+            problem = "is not a real number (a fractional power of a negative number)"
+        elif not math.isfinite(value):
+            problem = f"is {value}"
+        elif abs(value) > FLOAT32_MAX or 0 < abs(value) < FLOAT32_TINY:
+            problem = f"= {value:.3g}, outside float32's range"
+        else:
+            return float(value)
+    at = ", ".join(f"{k}={env[k]:g}" for k in ("m", "r") if isinstance(env.get(k), (int, float)))
+    raise UserError(f"{where}: {expr!r} {problem}" + (f" at {at}" if at else "") +
+                    ": fix the formula (it must give a finite number for the widths and depths you train)")
+
+
+def _evaluate(expr, env: dict[str, float | None], where: str = ""):
+    """The formula's value (ArithmeticError / ValueError / a complex number left to the caller)."""
     if isinstance(expr, bool):
         raise UserError(f"{where}: {expr!r} is not a number or formula")
     if isinstance(expr, (int, float)):
@@ -59,13 +88,19 @@ def monomial(expr, env: dict, where: str = "") -> tuple[float, float, float] | N
         return None
 
     def at(m, r):
-        return evaluate(expr, {**env, "m": m, "r": r}, where)
+        return _evaluate(expr, {**env, "m": m, "r": r}, where)
 
-    c = at(1.0, 1.0)
-    if c == 0:
+    try:  # probed at other m and r than the run's, where the formula may overflow: then no monomial
+        c = at(1.0, 1.0)
+        if not isinstance(c, float) or not math.isfinite(c) or c == 0:
+            return None
+        a, b = at(2.0, 1.0) / c, at(1.0, 2.0) / c
+        if not all(isinstance(x, float) and math.isfinite(x) and x > 0 for x in (a, b)):
+            return None
+        p, q = math.log2(a), math.log2(b)
+        return (c, p, q) if math.isclose(at(3.0, 5.0), c * 3.0**p * 5.0**q, rel_tol=1e-9) else None
+    except (ArithmeticError, ValueError, TypeError):
         return None
-    p, q = math.log2(at(2.0, 1.0) / c), math.log2(at(1.0, 2.0) / c)
-    return (c, p, q) if math.isclose(at(3.0, 5.0), c * 3.0**p * 5.0**q, rel_tol=1e-9) else None
 
 
 def _power(sym: str, e: float) -> str:

@@ -18,6 +18,7 @@ One table, one row per bad input. To add a case, add a row to CASES:
 - message: the first words of the stderr line after `error: ` (or `warning: ` when code is 0).
 - nothing_written: True checks that no file under `tmp` was created, changed or removed by the
   action (the setup's own files are snapshotted first).
+Wrap a row in `slow(...)` when it takes seconds (a real training or check run).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from conftest import TINY, run_cli
 def sub(*args, env=None):
     """A subprocess case: `python <args>` run in the repo."""
     return ("subprocess", args, env or {})
+
+
+def slow(row):
+    """A row that takes seconds (a real run): left out of the default `make test`."""
+    return pytest.param(row, marks=pytest.mark.slow, id=row[0])
 
 
 # ----------------------------------------------------------------------------- setups
@@ -92,10 +98,21 @@ def meta_edit(**change):
     return setup
 
 
-def read_only_root(tmp, data):
+def read_only_root(tmp, data, monkeypatch):
+    import os
+
     root = tmp / "ro"
     root.mkdir()
     root.chmod(0o555)
+    if os.geteuid() == 0:  # root writes through a chmod: make the directory refuse as a read-only mount does
+        real = Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            if root in self.parents:
+                raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
     return ensure(root)
 
 
@@ -126,7 +143,7 @@ CASES = [
     ("eval_interval=0", ["train.eval_interval=0"], 2, "train.eval_interval=0 must be a positive integer", True),
     ("log_interval=0", ["train.log_interval=0"], 2, "train.log_interval=0 must be a positive integer", True),
     ("eval_iters=0", ["train.eval_iters=0"], 2, "train.eval_iters=0 must be a positive integer", True),
-    ("steps float", ["train.steps=1e9"], 2, "train.steps=1000000000.0 must be an integer", True),
+    ("steps float", ["train.steps=1e9"], 2, "train.steps=1000000000.0 must be a positive integer", True),
     ("steps absurd", ["train.steps=100000000000000"], 2, "train.steps=100000000000000 is more than", True),
     ("width absurd", ["model.width=1048576"], 2, "model.width=1048576 is more than", True),
     ("threads=-1", ["train.threads=-1"], 2, "train.threads=-1 must be", True),
@@ -145,43 +162,45 @@ CASES = [
     ("betas>1", ["optim.betas=[2.0,0.95]"], 2, "optim.betas=[2.0, 0.95] must be two numbers in [0, 1)", True),
     ("betas one", ["optim.betas=[0.9]"], 2, "optim.betas=[0.9] must be two numbers in [0, 1)", True),
     ("eps<0", ["optim.eps=-1"], 2, "optim.eps=-1 must be", True),
-    ("momentum<0", ["optim=sgd", "optim.momentum=-1"], 2, "optim.momentum=-1 must be in [0, 1)", True),
+    ("momentum<0", ["optim=sgd", "optim.momentum=-1"], 2, "optim.momentum=-1 must be a number in [0, 1)", True),
     ("lr=inf", ["optim.lr=inf"], 2, "optim.lr=inf must be a positive number", True),
     ("lr=nan", ["optim.lr=nan"], 2, "optim.lr=nan must be a positive number", True),
     ("weight_decay<0", ["optim.weight_decay=-0.1"], 2, "optim.weight_decay=-0.1 must be", True),
     # --- schedule
-    ("min_lr_ratio>1", ["schedule.min_lr_ratio=2"], 2, "schedule.min_lr_ratio=2 must be in [0, 1]", True),
-    ("min_lr_ratio<0", ["schedule.min_lr_ratio=-0.5"], 2, "schedule.min_lr_ratio=-0.5 must be in [0, 1]", True),
+    ("min_lr_ratio>1", ["schedule.min_lr_ratio=2"], 2, "schedule.min_lr_ratio=2 must be a number in [0, 1]", True),
+    ("min_lr_ratio<0", ["schedule.min_lr_ratio=-0.5"], 2, "schedule.min_lr_ratio=-0.5 must be a number in [0, 1]", True),
     # a user may mean a warmup as long as a smoke test: warned, not refused
     ("warmup>=steps", ["train.steps=50"], 0, "schedule.warmup=100 is not below train.steps=50", True),
     # --- parameterization formulas (a user gives one as a quoted override of conf/param/*.yaml)
     ("formula 10^10^10", ["param.init.out_proj='10^10^10'"], 2, "param=sp init.out_proj: '10^10^10'", True),
     ("formula 1/0", ["param=mup", "param.adam.lr.hidden='1/0'"], 2, "param=mup adam.lr.hidden: '1/0'", True),
-    ("formula m^-1000", ["param=mup", "param.init.hidden='m^-1000'"], 2, "param=mup init.hidden: 'm^-1000'", True),
+    ("formula m^-1000", ["param=mup", "param.init.hidden='m^-1000'", "model.width=64"], 2, "param=mup init.hidden: 'm^-1000'", True),
     ("formula sqrt(-1)", ["param=mup", "param.init.hidden='sqrt(-1)'"], 2, "param=mup init.hidden: 'sqrt(-1)'", True),
     # --- distribution: one process unless torchrun started us
     ("fsdp2 no torchrun", ["dist=fsdp2"], 2, "dist=fsdp2 runs as one process here", True),
     ("ddp no torchrun", ["dist=ddp"], 2, "dist=ddp runs as one process here", True),
     # --- vocabulary and prepared data
-    ("vocab_size=10", vocab_10, 2, "model.vocab_size=10 is smaller than the data's vocabulary (84)", True),
-    ("garbage train.bin", garbage_train_bin, 2, "", True),
-    ("ids out of range", out_of_range_ids, 2, "", True),
-    ("meta vocab missing", meta_edit(vocab_size=None), 2, "", True),
-    ("meta vocab wrong", meta_edit(vocab_size=10), 2, "", True),
-    ("meta vocab a string", meta_edit(vocab_size="many"), 2, "", True),
-    ("read-only data root", read_only_root, 2, "data.root=", True),
+    ("vocab_size=10", ["model.vocab_size=10", "data.root={data}"], 2,
+     "model.vocab_size=10 is smaller than the data's vocabulary (84)", True),
+    ("vocab_size=10 in the run", vocab_10, 2, "model.vocab_size=10 is smaller than the data's vocabulary (84)", True),
+    ("garbage train.bin", garbage_train_bin, 2, "{tmp}/data/shakespeare_char/train.bin does not match the sha256", True),
+    ("ids out of range", out_of_range_ids, 2, "{tmp}/data/shakespeare_char/val.bin holds token id 500", True),
+    ("meta vocab missing", meta_edit(vocab_size=None), 2, "{tmp}/data/shakespeare_char/meta.json has no vocab_size", True),
+    ("meta vocab wrong", meta_edit(vocab_size=10), 2, "{tmp}/data/shakespeare_char/meta.json says vocab_size=10", True),
+    ("meta vocab a string", meta_edit(vocab_size="many"), 2, "{tmp}/data/shakespeare_char/meta.json has vocab_size='many'", True),
+    ("read-only data root", read_only_root, 2, "data.root={tmp}/ro is not writable", True),
     ("full disk in data.prepare", full_disk, 2, "no space left on device", True),
     # --- entry points (subprocesses: the exit code is the point)
     ("train.py steps float", sub("train.py", "train.steps=1e9", "hydra.run.dir={tmp}/run"), 2, "train.steps=1000000000.0", True),
     ("train.py fsdp2", sub("train.py", "dist=fsdp2", "hydra.run.dir={tmp}/run"), 2, "dist=fsdp2 runs as one process here", True),
     # owned by the `python -m param` helper (issue 14) and the coordinate-check helper
     ("param --help", sub("-m", "param", "--help"), 0, "", True),
-    ("coord_check seeds scalar", sub("-m", "param.coord_check", "check.seeds=1", "check.sizes=[16,32,64]",
-                                     "model.head_dim=16", "param.base_width=16", "train.steps=2", "train.threads=1",
-                                     "check.expect=none", "--out={tmp}/coord"), 0, "", False),
-    ("coord_check sizes below base", sub("-m", "param.coord_check", "check.sizes=[16,32,64]", "check.seeds=[1]",
-                                         "train.steps=2", "train.threads=1", "check.expect=none",
-                                         "--out={tmp}/coord"), 0, "", False),
+    slow(("coord_check seeds scalar", sub("-m", "param.coord_check", "check.seeds=1", "check.sizes=[16,32,64]",
+                                          "model.head_dim=16", "param.base_width=16", "train.steps=2", "check.expect=none",
+                                          "--out", "{tmp}/coord", "--no-plot"), 0, "", False)),
+    slow(("coord_check sizes below base", sub("-m", "param.coord_check", "check.sizes=[16,32,64]", "check.seeds=[1]",
+                                              "model.head_dim=16", "train.steps=2", "check.expect=none",
+                                              "--out", "{tmp}/coord", "--no-plot"), 0, "check.sizes", False)),
 ]
 
 
@@ -194,7 +213,7 @@ def _snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*"))}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
 def test_a_bad_input_is_one_line_naming_the_fix(case, tmp_path, data_root, capsys, monkeypatch):
     name, how, code, message, nothing_written = case
     tmp = tmp_path / "case"
@@ -226,9 +245,43 @@ def test_a_bad_input_is_one_line_naming_the_fix(case, tmp_path, data_root, capsy
     assert got == code, f"{name}: exit {got}, stderr:\n{err}"
     if code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-        assert lines[0][len("error: "):].startswith(message), lines[0]
+        assert lines[0][len("error: "):].startswith(_fill([message], tmp, data_root)[0]), lines[0]
     elif message:
         warnings = [line for line in lines if line.startswith("warning: ")]
         assert warnings and warnings[0][len("warning: "):].startswith(message), err
     if nothing_written:
         assert _snapshot(tmp) == before, "files changed"
+
+
+# ----------------------------------------------------------------------------- prepared data, checked once
+
+def test_prepared_data_is_read_once_then_trusted_by_size_and_mtime(tmp_path, data_root, monkeypatch):
+    from data import verify
+
+    root = prepared_copy(tmp_path, data_root)
+    d = root / "shakespeare_char"
+    ensure(root)()  # first use: hashed and range-checked
+    cached = json.loads((d / verify.SIDECAR).read_text())
+    assert cached["train.bin"]["max_id"] < 84 and cached["train.bin"]["size"] == (d / "train.bin").stat().st_size
+    read, real = [], verify.measure
+    monkeypatch.setattr(verify, "measure", lambda path: read.append(path.name) or real(path))
+    ensure(root)()
+    assert read == []  # a second use reads no bin
+    (d / "val.bin").write_bytes((d / "val.bin").read_bytes())  # same content, new mtime: read again, passes
+    ensure(root)()
+    assert read == ["val.bin"]
+
+
+def test_force_prepares_a_damaged_dir_again(tmp_path, data_root, capsys):
+    from data import prepare as P
+
+    root = prepared_copy(tmp_path, data_root)
+    f = root / "shakespeare_char" / "train.bin"
+    f.write_bytes(bytes(f.stat().st_size))  # same size, all zeros
+    with pytest.raises(SystemExit):
+        cli.guard(ensure(root))()
+    assert "--force" in capsys.readouterr().err
+    P.main(["data=shakespeare_char", f"data.root={root}", "--force"])
+    assert f.read_bytes() == (data_root / "shakespeare_char" / "train.bin").read_bytes()
+    ensure(root)()  # verified: the same checksums as the first prepare
+    assert not list(root.glob(".shakespeare_char.tmp-*"))
