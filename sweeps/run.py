@@ -8,7 +8,9 @@
 Each trial runs in `<out>/<trial>/` (its Hydra run dir). A trial whose dir holds summary.json
 is done and is not run again, so an interrupted sweep continues where it stopped; a trial
 that was cut off reruns with `train.resume=auto` (from its last checkpoint, if any).
-`<out>/results.csv` is rewritten after every trial.
+A trial is the whole set of overrides it runs with (the file's fixed ones and those given here
+too): a dir that ran with others is refused in one line naming the difference, so
+`<out>/results.csv` (rewritten after every trial) never reports a value a trial did not run.
 """
 
 from __future__ import annotations
@@ -31,27 +33,83 @@ from cli import UserError
 from sweeps import engine, results, spec
 
 
+# set by the runner per launch (run dir, resume, threads for --jobs, progress bar, logger): not
+# part of what a trial computes
+LAUNCH_KEYS = ("hydra.", "train.resume", "train.progress", "train.threads", "logger")
+
+
+def identity(overrides: list[str]) -> dict[str, str]:
+    """key -> value of every override that defines a trial's result, in order (the last wins)."""
+    out = {}
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if not key.lstrip("+~").startswith(LAUNCH_KEYS):
+            out[key] = value
+    return out
+
+
 class Trial:
     def __init__(self, sweep: spec.Sweep, values: dict, out: Path):
         self.values = values
         self.name = spec.name(sweep, values)
         self.dir = out / self.name
         self.overrides = spec.overrides(sweep, values)
+        self.fixed, self.extra = list(sweep.fixed), list(sweep.extra)
         self.row = {"trial": self.name, **sweep.fixed_dict(), **values}
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return identity(self.fixed + self.overrides + self.extra)  # in the order command() passes them
 
     def done(self) -> bool:
         return results.read_summary(self.dir) is not None
 
-    def claim(self) -> None:
-        """Record what this dir is for; refuse a dir that was used with other overrides."""
+    def ran_with(self) -> dict[str, str] | None:
+        """The identity this dir was claimed (or, before the runner recorded it, launched) with."""
         path = self.dir / results.TRIAL_FILE
         if path.exists():
-            before = json.loads(path.read_text())["overrides"]
-            if before != self.overrides:
-                raise UserError(f"{self.dir} was run with {' '.join(before)}, not {' '.join(self.overrides)}: use another --out")
+            claimed = json.loads(path.read_text())
+            if "identity" in claimed:
+                return claimed["identity"]
+        hydra = self.dir / ".hydra" / "overrides.yaml"  # what train.py was given: an older runner's trial
+        if hydra.exists():
+            import yaml
+
+            return identity([str(o) for o in yaml.safe_load(hydra.read_text()) or []])
+        return None
+
+    def check(self) -> None:
+        """UserError naming the difference when this dir ran with other overrides."""
+        before = self.ran_with()
+        if before is None or before == self.identity:
             return
+        keys = list(dict.fromkeys([*before, *self.identity]))
+        differ = [k for k in keys if before.get(k) != self.identity.get(k)]
+        then = " ".join(f"{k}={before[k]}" if k in before else f"(no {k})" for k in differ)
+        now = " ".join(f"{k}={self.identity[k]}" if k in self.identity else f"(no {k})" for k in differ)
+        raise UserError(f"{self.dir} ran with {then}; this sweep asks {now}: use another --out for these overrides "
+                        "(or the old ones to continue that sweep)")
+
+    def claim(self) -> None:
+        """Record what this dir is for; refuse a dir that was used with other overrides."""
+        self.check()
         self.dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"overrides": self.overrides}) + "\n")
+        path = self.dir / results.TRIAL_FILE
+        record = {"overrides": self.overrides, "identity": self.identity}
+        if not path.exists() or json.loads(path.read_text()) != record:
+            path.write_text(json.dumps(record) + "\n")
+
+
+def distinct(batch: list[Trial]) -> list[Trial]:
+    """The batch with repeated trials (same overrides, e.g. a random search proposing a point twice)
+    once; UserError when two different trials would share a run dir (their names collide)."""
+    by_dir: dict[Path, Trial] = {}
+    for t in batch:
+        first = by_dir.setdefault(t.dir.resolve(), t)
+        if first.identity != t.identity:
+            raise UserError(f"trials {' '.join(first.overrides)} and {' '.join(t.overrides)} would share the run dir "
+                            f"{t.dir}: give their values names that differ in letters, digits or . _ = , + -")
+    return list(by_dir.values())
 
 
 def command(sweep: spec.Sweep, trial: Trial, threads: int | None, use_wandb: bool) -> list[str]:
@@ -120,6 +178,8 @@ class Local:
                 proc.kill()
 
     def run(self, jobs: list[tuple[Trial, list[str]]], env: dict, on_done) -> None:
+        dirs = [t.dir.resolve() for t, _ in jobs]
+        assert len(set(dirs)) == len(dirs), f"parallel trials would share a run dir: {dirs}"
         pool = ThreadPoolExecutor(max_workers=self.jobs)
         futures = {pool.submit(self.one, cmd, t, env): t for t, cmd in jobs}
         try:
@@ -207,6 +267,9 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
 
     def execute(batch: list[Trial]) -> None:
         spec.check_trials(sweep, [t.values for t in batch], use_wandb)
+        batch = distinct(batch)
+        for t in batch:  # every dir checked before any is claimed or results.csv rewritten
+            t.check()
         todo = []
         for t in batch:
             t.claim()
@@ -267,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         if sweep.method == "random":
             trials = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], args.count, args.seed)]
         spec.check_trials(sweep, [t.values for t in trials], args.wandb)
+        trials = distinct(trials)
+        for t in trials:
+            t.check()
         for t in trials:
             print(("done  " if t.done() else "to do ") + " ".join(command(sweep, t, 1 if args.jobs > 1 else None, args.wandb)))
         print(f"{len(trials)} trials checked" + (" (bayes: the next ones depend on the results)" if sweep.method == "bayes" else ""))

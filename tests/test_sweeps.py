@@ -173,6 +173,58 @@ def test_a_reused_out_dir_with_other_overrides_is_refused(tmp_path):
         t.claim()
 
 
+def finished(trial, steps: int) -> None:
+    """A trial dir as train.py leaves it after `steps` steps (summary.json), claimed by the runner."""
+    trial.claim()
+    (trial.dir / "summary.json").write_text(json.dumps({"diverged": False, "final_val_loss": 2.5, "best_val_loss": 2.5,
+                                                         "tokens": steps * 256, "wall_time_s": 1.0}))
+
+
+def test_a_rerun_with_other_extra_overrides_is_refused_and_results_keep_what_ran(tmp_path):
+    """The runner's own overrides are part of a trial: train.steps=31 never reports trials that ran 30."""
+    file = write_sweep(tmp_path / "s.yaml", {"optim.lr": [0.01, 0.02]}, ["train.eval_iters=2"])
+    out = tmp_path / "out"
+    ran = spec.load(file, extra=["train.steps=30"])
+    for lr in (0.01, 0.02):
+        finished(runner.Trial(ran, {"optim.lr": lr}, out), 30)
+    rows = runner.run(ran, out, progress=False)  # every trial done: nothing is launched
+    assert {r["train.steps"] for r in rows} == {"30"} and [r["status"] for r in rows] == ["done", "done"]
+    csv = (out / "results.csv").read_text()
+    with pytest.raises(UserError, match=r"ran with train.steps=30; this sweep asks train.steps=31: use another --out"):
+        runner.run(spec.load(file, extra=["train.steps=31"]), out, progress=False)
+    with pytest.raises(UserError, match=r"ran with \(no train.grad_clip\); this sweep asks train.grad_clip=0"):
+        runner.run(spec.load(file, extra=["train.steps=30", "train.grad_clip=0"]), out, progress=False)
+    assert (out / "results.csv").read_text() == csv  # refused before anything was rewritten
+    # launch settings are not part of a trial: another --jobs (train.threads) or logger continues it
+    assert len(runner.run(spec.load(file, extra=["train.steps=30", "train.threads=2"]), out, progress=False)) == 2
+
+
+def test_a_trial_an_older_runner_claimed_is_judged_by_what_train_py_was_given(tmp_path):
+    file = write_sweep(tmp_path / "s.yaml", {"optim.lr": [0.01]}, [])
+    t = runner.Trial(spec.load(file, extra=["train.steps=30"]), {"optim.lr": 0.01}, tmp_path)
+    (t.dir / ".hydra").mkdir(parents=True)
+    (t.dir / results.TRIAL_FILE).write_text(json.dumps({"overrides": t.overrides}) + "\n")  # the old record
+    (t.dir / ".hydra" / "overrides.yaml").write_text(
+        f"- optim.lr=0.01\n- train.steps=30\n- hydra.run.dir='{t.dir}'\n- train.resume=auto\n- train.progress=false\n")
+    t.claim()  # same overrides: continued, and the record now holds the whole identity
+    assert json.loads((t.dir / results.TRIAL_FILE).read_text())["identity"] == {"optim.lr": "0.01", "train.steps": "30"}
+    (t.dir / results.TRIAL_FILE).write_text(json.dumps({"overrides": t.overrides}) + "\n")
+    with pytest.raises(UserError, match="ran with train.steps=30; this sweep asks train.steps=31"):
+        runner.Trial(spec.load(file, extra=["train.steps=31"]), {"optim.lr": 0.01}, tmp_path).claim()
+
+
+def test_parallel_trials_never_share_a_run_dir(tmp_path):
+    s = spec.load(write_sweep(tmp_path / "s.yaml", {"data.name": ["a/b", "a_b"], "optim.lr": [0.01]}, []))
+    a, b = (runner.Trial(s, {"data.name": n, "optim.lr": 0.01}, tmp_path) for n in ("a/b", "a_b"))
+    assert a.dir == b.dir  # names sanitised alike
+    with pytest.raises(UserError, match="would share the run dir"):
+        runner.distinct([a, b])
+    again = runner.Trial(s, {"data.name": "a_b", "optim.lr": 0.01}, tmp_path)
+    assert runner.distinct([b, again]) == [b]  # a point proposed twice runs once
+    with pytest.raises(AssertionError, match="share a run dir"):
+        runner.Local(2).run([(b, ["true"]), (again, ["true"])], {}, lambda t, code: None)
+
+
 # ----------------------------------------------------------------------------- plot and verdict
 
 def synthetic(path: Path) -> Path:
