@@ -14,9 +14,11 @@ Only rank 0 writes them; every rank trains on its slice of the same global batch
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,10 @@ from records import (
     save_distributed,
     write_json_atomic,
 )
+from records.faults import StopSignal, no_space_guard
+from records.files import PARTIAL
+from records.resume import cli_overrides, resume_command, resume_target, resumed_config, write_hydra_files
+from records.rundir import RunLock, check_dir_usable, make_run_dir, static_prefix
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -82,34 +88,6 @@ def evaluate(model, windows, cfg, batch_size: int, device, autocast, rt) -> floa
     return dist.mean(total / cfg.train.eval_iters, rt).item()
 
 
-def _resume_path(cfg, ckpt_root: Path) -> Path | None:
-    r = cfg.train.resume
-    if r in (None, False, "none"):
-        return None
-    if r == "auto":
-        return latest_checkpoint(ckpt_root)  # None: nothing yet, start fresh
-    path = Path(r)
-    if not (path / "state.pt").exists() and not (path / "meta.pt").exists():
-        raise cli.UserError(f"train.resume={r}: no checkpoint there; use train.resume=auto or a checkpoints/step_N dir")
-    return path
-
-
-def _same_table(saved: dict | None, table, path: Path) -> None:
-    """A resumed run must train with the table it was checkpointed with."""
-    if saved is None:
-        return
-    now = table.to_dict()
-    for a, b in zip(saved["tensors"], now["tensors"]):
-        for key in ("name", "shape", "init_std", "multiplier", "lr", "weight_decay", "eps"):
-            if a[key] != b[key]:
-                raise cli.UserError(
-                    f"train.resume: {a['name']} {key} was {a[key]} in {path} but the config now gives {b[key]}: "
-                    "resume with the checkpoint's config (its run dir's .hydra/overrides.yaml) or start a new run"
-                )
-    if len(saved["tensors"]) != len(now["tensors"]):
-        raise cli.UserError(f"train.resume: the checkpoint in {path} has another model shape: resume with its config")
-
-
 def _optimizers(optimizer) -> list:
     return list(optimizer.parts.values()) if hasattr(optimizer, "parts") else [optimizer]
 
@@ -128,41 +106,117 @@ def save(ckpt_root, step, model, optimizer, scaler, extra: dict, rt, keep: int, 
                                           "scaler": scaler.state_dict(), "rng": _rng(device), **extra}, keep=keep)
 
 
-def restore(path, model, optimizer, scaler, table, rt, device) -> dict:
-    """Load a checkpoint of either kind into model and optimizer; returns its loop state. The
-    table is compared first, so a changed config gets its one-line error, not a shape mismatch."""
+def restore(path, model, optimizer, scaler, table, rt, device, state: dict | None = None) -> None:
+    """Load a checkpoint of either kind into model and optimizer (`state`: its state.pt or
+    meta.pt when already loaded). The table is compared first, so a changed config gets its
+    one-line error, not a shape mismatch."""
     distributed = is_distributed_checkpoint(path)
     if rt.distributed and not distributed:
         raise cli.UserError(f"train.resume: {path} is a single-process checkpoint: resume it without torchrun "
                             "(or export it with `python -m records.export` and start a new run)")
-    meta = load_checkpoint(path)  # state.pt, or a DCP checkpoint's meta.pt
-    _same_table(meta.get("param_table"), table, path)
+    state = state if state is not None else load_checkpoint(path)
+    _same_table(state.get("param_table"), table, path)
     if distributed:
         rng = load_distributed(path, model, _optimizers(optimizer), rt.rank)
     else:
-        model.load_state_dict(meta["model"])
-        optimizer.load_state_dict(meta["optimizer"])
-        rng = meta["rng"]
-    scaler.load_state_dict(meta["scaler"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng = state["rng"]
+    scaler.load_state_dict(state["scaler"])
     if rng is not None:  # None: this rank did not exist when the checkpoint was written
         torch.set_rng_state(rng["torch"])
         if device.type == "cuda" and rng.get("cuda") is not None:
             torch.cuda.set_rng_state(rng["cuda"], device)
-    return meta
 
+
+def _same_table(saved: dict | None, table, path: Path) -> None:
+    """A resumed run must train with the table it was checkpointed with."""
+    if saved is None:
+        return
+    now = table.to_dict()
+    for a, b in zip(saved["tensors"], now["tensors"]):
+        for key in ("name", "shape", "init_std", "multiplier", "lr", "weight_decay", "eps"):
+            if a[key] != b[key]:
+                raise cli.UserError(
+                    f"train.resume: {a['name']} {key} was {a[key]} in {path} but the config now gives {b[key]}: "
+                    "resume with the checkpoint's config (its run dir's .hydra/overrides.yaml) or start a new run"
+                )
+    if len(saved["tensors"]) != len(now["tensors"]):
+        raise cli.UserError(f"train.resume: the checkpoint in {path} has another model shape: resume with its config")
+
+
+# ----------------------------------------------------------------------------- run dir, resume, faults
+
+HYDRA_SUBDIR = None  # ".hydra" when `python train.py` writes Hydra's files itself, once the run holds its dir
+
+
+def note(msg: str) -> None:
+    """One line for the user (a resume, a fallback, a stop, a lock taken over)."""
+    from tqdm import tqdm
+
+    tqdm.write(msg)  # beside the progress bar when one is on screen
+
+
+def _rank0_decides(rt, fn):
+    """fn() on rank 0; its value, or its UserError, on every rank."""
+    value, error = None, None
+    if rt.main:
+        try:
+            value = fn()
+        except cli.UserError as e:
+            error = str(e)
+    value, error = dist.broadcast_object((value, error), rt)
+    if error is not None:
+        raise cli.UserError(error)
+    return value
+
+
+def _hold(run_dir: Path, lock: RunLock) -> None:
+    make_run_dir(run_dir)
+    lock.acquire()
+    if lock.note:
+        note(lock.note)
+
+
+# ----------------------------------------------------------------------------- the run
 
 def run(cfg, run_dir: Path) -> dict:
     """Train one model; returns the summary (also written to run_dir/summary.json on rank 0)."""
-    cli.check_run(cfg)
+    cli.check_run(cfg, quiet=cfg.train.resume not in (None, False, "none"))  # a resume: checked again once merged
     t0 = time.time()
+    rt, device_name = dist.start(cfg.dist, str(cfg.train.device))
+    run_dir = Path(dist.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
+    lock, metrics = RunLock(run_dir), MetricsLog(run_dir)
+    try:
+        with StopSignal() as stop:
+            _rank0_decides(rt, lambda: _hold(run_dir, lock))  # one process per run dir
+            return _train(cfg, run_dir, rt, device_name, stop, metrics, t0)
+    finally:
+        metrics.close()
+        lock.release()
+
+
+def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: MetricsLog, t0: float) -> dict:
+    # which checkpoint (rank 0 decides: it moves damaged ones aside), then the config to use
+    ckpt_root, found = run_dir / "checkpoints", {}
+
+    def decide():
+        path, found["state"], notes = resume_target(cfg, ckpt_root)
+        for line in notes:
+            note(line)
+        return None if path is None else str(path)
+
+    resume = _rank0_decides(rt, decide)
+    resume, state, changes = (Path(resume) if resume else None), found.get("state"), []
+    if resume is not None:
+        state = state if state is not None else load_checkpoint(resume)  # other ranks: meta.pt
+        cfg, changes = resumed_config(cfg, state, resume)
+        cli.check_run(cfg)
+    overrides = state.get("overrides") if resume is not None else cli_overrides()
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(int(tc.threads))
-    rt, device_name = dist.start(cfg.dist, str(tc.device))
-    device = resolve_device(device_name)
-    run_dir = Path(dist.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
-    if rt.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device_name if rt.distributed else str(tc.device))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on Ampere and newer
         torch.backends.cudnn.allow_tf32 = True
@@ -174,6 +228,7 @@ def run(cfg, run_dir: Path) -> dict:
                             f"{rt.world} ranks: make train.batch_size a multiple of grad_accum x {rt.world}")
     micro_bs = per_rank // rt.world  # this rank's rows of each global micro-batch
     autocast = torch.autocast(device.type, dtype=DTYPES[tc.dtype]) if tc.dtype != "fp32" else contextlib.nullcontext()
+    writing = functools.partial(no_space_guard, run_dir=run_dir, metrics=metrics)
 
     # data -> table -> model -> optimizer (the table comes from names, before any sharding)
     if rt.main:
@@ -185,9 +240,6 @@ def run(cfg, run_dir: Path) -> dict:
     if vocab < meta["vocab_size"]:
         raise cli.UserError(f"model.vocab_size={vocab} is smaller than the data's vocabulary ({meta['vocab_size']}): leave it null")
     table = build_table(cfg, vocab)
-    if rt.main:
-        write_json_atomic(run_dir / "param_table.json", table.to_dict())
-        (run_dir / "param_table.txt").write_text(table.format() + "\n")
     torch.manual_seed(cfg.seed)
     model = GPT(model_config(cfg.model, vocab), table.scales())
     apply_init(model, table)
@@ -203,34 +255,48 @@ def run(cfg, run_dir: Path) -> dict:
     tokens_per_step = tc.batch_size * cfg.model.context
     peak, peak_what = peak_flops(device, tc.dtype)
 
-    # resume: model, optimizer, step, RNG; batches depend only on (seed, step, micro)
-    ckpt_root = run_dir / "checkpoints"
-    metrics = MetricsLog(run_dir)
-    start, first_loss, best_val, val_loss, train_time = 0, None, math.inf, None, 0.0
-    resume = _resume_path(cfg, ckpt_root)
-    if resume is None and rt.main and metrics.rewind(-1):  # a fresh run in a used dir: set the old records aside
-        print(f"{run_dir} held metrics of an earlier run: moved to metrics.superseded.jsonl")
+    # resume: model, optimizer, step, RNG, the open loss window; batches depend only on (seed, step, micro)
+    start, first_loss, best_val, val_loss, val_step, train_time, carried = 0, None, math.inf, None, None, 0.0, (0.0, 0)
     if resume is not None:
-        state = restore(resume, model, optimizer, scaler, table, rt, device)
+        restore(resume, model, optimizer, scaler, table, rt, device, state)
         start, first_loss, best_val, val_loss = state["step"], state["first_loss"], state["best_val"], state["val_loss"]
-        train_time = state["train_time"]
-        moved = metrics.rewind(start) if rt.main else 0
-        if rt.main:
-            print(f"resumed from {resume} at step {start}" + (f" ({moved} later records moved to metrics.superseded.jsonl)" if moved else ""))
+        train_time, val_step = state["train_time"], state.get("val_step", start)
+        carried = (state.get("loss_sum", 0.0), state.get("n_sum", 0))
+        state = {k: v for k, v in state.items() if k not in ("model", "optimizer")}  # the copies in memory go
+        found.clear()
+    if rt.main:
+        with writing(run_dir / "param_table.json"):
+            write_json_atomic(run_dir / "param_table.json", table.to_dict())
+            (run_dir / "param_table.txt").write_text(table.format() + "\n")
+            write_hydra_files(run_dir, HYDRA_SUBDIR, cfg, resume, state, changes)
+            moved, partial = metrics.rewind(start if resume is not None else -1)
+        cut = f"; a cut-off last line of metrics.jsonl moved to {PARTIAL}" if partial is not None else ""
+        if resume is not None:
+            note(f"resumed from {resume} at step {start} with its config" + (f" (changed: {', '.join(changes)})" if changes else "")
+                 + (f"; {moved} later records moved to metrics.superseded.jsonl" if moved else "") + cut)
+        elif moved or cut:
+            note(f"{run_dir} held metrics of an earlier run that left no checkpoint: moved to metrics.superseded.jsonl" + cut)
     logger = make_logger(cfg, run_dir) if rt.main else None
-
-    def checkpoint(step: int) -> None:
-        extra = {"step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss,
-                 "train_time": train_time, "config": cli.to_container(cfg), "param_table": table.to_dict()}
-        save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
 
     def log(record: dict) -> None:
         if rt.main:
-            metrics.write(record)
+            with writing(metrics.path):
+                metrics.write(record)
             logger.log(record, step=record["step"])
+
+    def checkpoint(step: int) -> None:
+        extra = {"step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "val_step": val_step,
+                 "train_time": train_time, "loss_sum": dist.mean(loss_sum, rt).item(), "n_sum": n_sum,
+                 "config": cli.to_container(cfg), "overrides": overrides, "param_table": table.to_dict()}
+        with writing(ckpt_root / f"step_{step:06d}"):
+            save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
+
+    def diverges(loss: float) -> bool:
+        return not math.isfinite(loss) or (first_loss is not None and loss > tc.diverge_factor * first_loss)
 
     if start == 0:
         val_loss = best_val = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt)
+        val_step = 0
         log({"step": 0, "tokens": 0, "val_loss": val_loss, "elapsed": time.time() - t0})
 
     # the hot loop: no host sync except at log / eval / checkpoint steps
@@ -239,8 +305,9 @@ def run(cfg, run_dir: Path) -> dict:
     bar = tqdm(total=tc.steps, initial=start, disable=not (tc.progress and rt.main) or None, dynamic_ncols=True, unit="step")
     params = list(model.parameters())
     foreach = None if rt.strategy == "fsdp2" else True  # DTensor grads: let torch pick
-    loss_sum, n_sum, grad_norm, train_loss = torch.zeros((), device=device), 0, None, float("nan")
-    diverged, done, last_log_step, last_log_time, paused = False, start, start, time.time(), 0.0
+    loss_sum, n_sum, grad_norm, train_loss = torch.tensor(float(carried[0]), device=device), int(carried[1]), None, float("nan")
+    diverged, stopped = None, None  # (step, what, loss); the signal's name
+    done, last_log_step, last_log_time, paused = start, start, time.time(), 0.0
     for step in range(start, tc.steps):
         done = step + 1
         is_diag = diag is not None and diag.due(done)  # a diagnostic step is also a logging step
@@ -281,33 +348,51 @@ def run(cfg, run_dir: Path) -> dict:
             bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
             loss_sum.zero_()
             n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
-            if not math.isfinite(train_loss) or train_loss > tc.diverge_factor * first_loss:
-                diverged = True
-                bar.write(f"diverged at step {done}: train loss {train_loss:.4g} (first {first_loss:.4g}); stopping")
+            if diverges(train_loss):
+                diverged = (done, "train_loss", train_loss)
                 break
 
         pause_start = time.time()
         if done % tc.eval_interval == 0 or done == tc.steps:
-            val_loss = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt)
+            val_loss, val_step = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt), done
             best_val = min(best_val, val_loss)
             log({"step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "elapsed": time.time() - t0})
             bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             if not math.isfinite(val_loss):
-                diverged = True
-                bar.write(f"diverged at step {done}: val loss {val_loss}; stopping")
+                diverged = (done, "val_loss", val_loss)
                 break
-        if (tc.ckpt_interval and done % tc.ckpt_interval == 0) or done == tc.steps:
+        # a signal: one process reads its flag every step; under torchrun rank 0's flag reaches
+        # every rank at log steps (already a sync), so all ranks stop at the same step
+        if rt.distributed:
+            signum = dist.broadcast_object(stop.signum, rt) if is_log else None
+        else:
+            signum = stop.signum
+        due = (tc.ckpt_interval and done % tc.ckpt_interval == 0) or done == tc.steps or signum is not None
+        if due and n_sum:  # steps since the last log: never checkpoint a state that has diverged
+            window = dist.mean(loss_sum / n_sum, rt).item()
+            if diverges(window):
+                diverged = (done, f"train_loss (mean of the {n_sum} steps since the last log)", window)
+                break
+        if due:
             checkpoint(done)
         paused += time.time() - pause_start
+        if signum is not None:
+            stopped = signal.Signals(signum).name
+            break
     bar.close()
 
+    finished = diverged is None and stopped is None and done == tc.steps
     tok_per_s = done * tokens_per_step / train_time if train_time > 0 else None
     summary = {
-        "final_val_loss": val_loss, "best_val_loss": best_val, "diverged": diverged,
+        "final_val_loss": val_loss if finished and val_step == done else None, "best_val_loss": best_val,
+        "diverged": diverged is not None, "interrupted": stopped is not None,
         "steps": done, "tokens": done * tokens_per_step, "tok_per_s": tok_per_s,
         "mfu": mfu(fpt, tok_per_s, peak) if tok_per_s else None, "mfu_peak": peak_what,
         "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0,
         "params_non_embedding": n_params, "flops_per_token": fpt, "device": str(device), "world_size": rt.world,
+        "first_train_loss": first_loss, "last_val_loss": val_loss, "last_val_step": val_step,
+        "diverged_at_step": diverged and diverged[0], "diverged_on": diverged and diverged[1],
+        "diverged_loss": diverged and diverged[2],
         "config": {
             "data": cfg.data.name, "param": cfg.param.name, "optim": cfg.optim.name, "lr": cfg.optim.lr,
             "weight_decay": cfg.optim.weight_decay, "width": cfg.model.width, "depth": cfg.model.depth,
@@ -316,18 +401,48 @@ def run(cfg, run_dir: Path) -> dict:
         },
         "run_dir": str(run_dir),
     }
+    if summary["final_val_loss"] is None:
+        summary["final_val_loss_note"] = (
+            f"not measured: the run diverged at step {diverged[0]}" if diverged else
+            f"not measured: stopped by {stopped} at step {done} of {tc.steps}" if stopped else
+            f"not measured at step {done}")
+    if stopped:
+        kept = latest_checkpoint(ckpt_root) if rt.main else None
+        summary.update(signal=stopped, exit_code=StopSignal.CODES[signal.Signals[stopped]],
+                       resume_command=resume_command(run_dir, rt.distributed))
     if rt.main:
         metrics.close()
-        write_json_atomic(run_dir / "summary.json", summary)
+        with writing(run_dir / "summary.json"):
+            write_json_atomic(run_dir / "summary.json", summary)
         logger.summary(summary)
         logger.finish()
+        if stopped:
+            note(f"stopped by {stopped} at step {done}: checkpoint {kept}; resume with: {summary['resume_command']}")
     return summary
 
 
 def _report(summary: dict) -> None:
-    state = "DIVERGED" if summary["diverged"] else "done"
+    where = f"run dir {summary['run_dir']}"
+    if summary["interrupted"]:
+        return  # run() said how to resume
+    if summary["diverged"]:
+        loss = summary["diverged_loss"]
+        shown = f"{loss:.4g}" if loss is not None else "non-finite"
+        first = summary["first_train_loss"]
+        start = f" (first train loss {first:.4g})" if first is not None else ""
+        print(f"DIVERGED at step {summary['diverged_at_step']}: {summary['diverged_on']} {shown}{start}; {where}; "
+              "its last checkpoint is from before the divergence")
+        return
     val = summary["final_val_loss"]
-    print(f"{state}: run dir {summary['run_dir']}  final val loss {val:.4f}" if val is not None else f"{state}: run dir {summary['run_dir']}")
+    print(f"done: {where}  final val loss {val:.4f}" if val is not None else f"done: {where}")
+
+
+def _check_dirs(argv: list[str]) -> None:
+    """Before Hydra creates the run dir: a path under a file or an unwritable one, in one line."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    value = next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), "multirun/" if multirun else "outputs/")
+    check_dir_usable(Path(static_prefix(value)), key)
 
 
 if __name__ == "__main__":
@@ -340,9 +455,17 @@ if __name__ == "__main__":
         if int(os.environ.get("RANK", "0")) == 0:
             _report(summary)
         dist.finish()  # after run() returned: model and optimizer are gone (platform notes §4)
+        if summary["interrupted"]:
+            sys.exit(summary["exit_code"])  # 130 (SIGINT) / 143 (SIGTERM), as if the signal had ended it
         return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers
 
     cli.guard(cli.check_overrides)(sys.argv[1:])
+    cli.guard(_check_dirs)(sys.argv[1:])
+    if not any(a.startswith("hydra.output_subdir=") for a in sys.argv):
+        # .hydra/ is written by run() once it holds the run dir: a refused run (dir in use, a
+        # fresh run over a finished one) changes nothing, and a resume keeps the original files
+        sys.argv.append("hydra.output_subdir=null")
+        HYDRA_SUBDIR = ".hydra"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         # one run dir for every rank: the job id torchrun gives all of them (not each rank's clock)
         sys.argv.append(f"hydra.run.dir=outputs/${{now:%Y-%m-%d}}/torchrun-{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}")

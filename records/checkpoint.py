@@ -6,18 +6,37 @@ Layout: <run dir>/checkpoints/step_000500/ holding either
 - a torch.distributed.checkpoint (DCP) of {"model", "optim"} written by every rank (FSDP2 / DDP
   runs), plus meta.pt (step, losses, config, table; rank 0) and rng_rank<r>.pt. DCP reshards on
   load, so such a checkpoint resumes on any number of ranks, one process included.
+
+Everything in them is tensors and plain containers (dict, list, str, int, float, bool, None), so
+they load with `torch.load(weights_only=True)`: a file whose pickle asks for anything else (a
+crafted `__reduce__`, say) is refused before any of it runs (`NotACheckpoint`). A file that does
+not load at all (truncated, empty) raises `DamagedCheckpoint`; `find_resumable` then falls back
+to the newest checkpoint that loads and moves the damaged one to checkpoints/damaged/.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
 
 import torch
 
+from cli import UserError
+
 _COMPLETE = re.compile(r"step_(\d+)")
+DAMAGED = "damaged"  # checkpoints/damaged/: set aside, never read, never deleted
+RESUME_HINT = "delete it or point train.resume elsewhere"
+
+
+class NotACheckpoint(UserError):
+    """A file this program did not write: its pickle asks for more than tensors and containers."""
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint file that does not load (truncated, empty, garbled)."""
 
 
 def _is_complete(p: Path) -> bool:
@@ -50,6 +69,15 @@ def _clean_stale(ckpt_root: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _save(obj, path: Path) -> None:
+    """torch.save through a Python file, flushed to disk: a full disk raises OSError(ENOSPC)
+    here (torch's own file writer reports it as an opaque RuntimeError)."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_checkpoint(ckpt_root: Path, step: int, state: dict, keep: int) -> Path:
     """Single process: write state to ckpt_root/step_<step>/state.pt atomically, keep the newest `keep`."""
     ckpt_root = Path(ckpt_root)
@@ -57,7 +85,11 @@ def save_checkpoint(ckpt_root: Path, step: int, state: dict, keep: int) -> Path:
     _clean_stale(ckpt_root)
     tmp = ckpt_root / f".tmp-step_{step:06d}-{os.getpid()}"
     tmp.mkdir()
-    torch.save(state, tmp / "state.pt")
+    try:
+        _save(state, tmp / "state.pt")
+    except BaseException:  # a full disk, a signal: the temp dir goes, the earlier checkpoints stay
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return _publish(ckpt_root, tmp, ckpt_root / f"step_{step:06d}", keep)
 
 
@@ -75,11 +107,16 @@ def save_distributed(ckpt_root: Path, step: int, model, optimizers, meta: dict, 
         _clean_stale(ckpt_root)
         tmp.mkdir()
     dist.barrier()
-    msd, osd = get_state_dict(model, optimizers)
-    dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
-    torch.save(rng, tmp / f"rng_rank{rank}.pt")
-    if rank == 0:
-        torch.save(meta, tmp / "meta.pt")  # written last: its presence marks the save complete
+    try:
+        msd, osd = get_state_dict(model, optimizers)
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
+        _save(rng, tmp / f"rng_rank{rank}.pt")
+        if rank == 0:
+            _save(meta, tmp / "meta.pt")  # written last: its presence marks the save complete
+    except BaseException:
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     dist.barrier()
     final = ckpt_root / f"step_{step:06d}"
     if rank == 0:
@@ -90,6 +127,22 @@ def save_distributed(ckpt_root: Path, step: int, model, optimizers, meta: dict, 
 
 def is_distributed_checkpoint(path: Path) -> bool:
     return (Path(path) / "meta.pt").exists()
+
+
+def _load(file: Path, hint: str, map_location="cpu"):
+    """torch.load(weights_only=True), its failures sorted into refused and damaged."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        wants = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"its pickle asks for {wants.group(1)}" if wants else "its pickle holds more than tensors and containers"
+        raise NotACheckpoint(f"{file} is not a checkpoint this program wrote ({what}; this program refuses to unpickle "
+                             f"it, so none of it ran): {hint}") from None
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # EOFError (empty), RuntimeError (truncated zip), KeyError/ValueError (garbage)
+        reason = "empty file" if file.stat().st_size == 0 else (str(e).splitlines() or [type(e).__name__])[0][:80]
+        raise DamagedCheckpoint(f"{file.name}: {reason}") from None
 
 
 def load_distributed(path: Path, model, optimizers, rank: int) -> dict | None:
@@ -109,12 +162,49 @@ def load_distributed(path: Path, model, optimizers, rank: int) -> dict | None:
         dcp.load(state, checkpoint_id=str(path))
     set_state_dict(model, optimizers, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng_rank{rank}.pt"
-    return torch.load(rng_file, weights_only=False) if rng_file.exists() else None
+    return _load(rng_file, RESUME_HINT) if rng_file.exists() else None
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """A single-file checkpoint (state.pt); for a DCP one, its meta.pt."""
+def load_checkpoint(path: Path, map_location="cpu", hint: str = RESUME_HINT) -> dict:
+    """A single-file checkpoint (state.pt); for a DCP one, its meta.pt. Raises NotACheckpoint
+    (a one-line UserError ending in `hint`) or DamagedCheckpoint."""
     path = Path(path)
     if path.is_dir():
         path = path / ("state.pt" if (path / "state.pt").exists() else "meta.pt")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return _load(path, hint, map_location)
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged checkpoint dir to <checkpoints>/damaged/<name> (nothing is deleted)."""
+    path = Path(path)
+    dest_root = path.parent / DAMAGED
+    dest_root.mkdir(exist_ok=True)
+    dest, n = dest_root / path.name, 1
+    while dest.exists():
+        dest, n = dest_root / f"{path.name}.{n}", n + 1
+    os.replace(path, dest)
+    return dest
+
+
+def find_resumable(ckpt_root: Path) -> tuple[Path | None, dict | None, list[str]]:
+    """The newest checkpoint under ckpt_root that loads, with its state (a DCP checkpoint: its
+    meta), and one note per damaged newer checkpoint, each moved to checkpoints/damaged/.
+    (None, None, []) when there is none yet; UserError (nothing moved) when none loads."""
+    ckpt_root = Path(ckpt_root)
+    damaged = []
+    for _, path in reversed(_complete(ckpt_root)):
+        try:
+            state = load_checkpoint(path)
+        except DamagedCheckpoint as e:
+            damaged.append((path, e))
+            continue
+        notes = []
+        for bad, why in damaged:
+            dest = set_aside(bad)
+            notes.append(f"checkpoint {bad.name} is damaged ({why}): moved to {dest.relative_to(ckpt_root.parent)}; "
+                         f"resuming from {path.name}, the newest that loads")
+        return path, state, notes
+    if damaged:
+        raise UserError(f"no checkpoint in {ckpt_root} loads ({'; '.join(f'{p.name}: {e}' for p, e in damaged)}): "
+                        "start a new run with a new hydra.run.dir (the damaged ones stay where they are)")
+    return None, None, []

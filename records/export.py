@@ -5,8 +5,18 @@ Hugging Face GPT-2 layout where the parameterization allows it.
     python -m records.export outputs/.../checkpoints/step_002000 --out gpt.pt
     python -m records.export outputs/... --hf hf_gpt2/                   # pytorch_model.bin + config.json
 
-model.pt holds {"model": state_dict, "config": the run's config, "param_table": the table}; load it
-with `GPT(model_config(...), Table(**table).scales())` (multipliers are part of the model).
+model.pt holds {"model": state_dict, "config": the run's config, "param_table": the table}, plain
+containers and tensors only, so it loads with `torch.load(path, weights_only=True)`. The
+multipliers are part of the model: rebuild it from the table, e.g.
+
+    from omegaconf import OmegaConf
+    from model import GPT
+    from param.table import Row, Table, model_config
+    full = torch.load("model.pt", weights_only=True)
+    t = full["param_table"]
+    table = Table(t["globals"], [Row(**r) for r in t["tensors"]])
+    gpt = GPT(model_config(OmegaConf.create(full["config"]["model"]), t["globals"]["vocab_size"]), table.scales())
+    gpt.load_state_dict(full["model"])
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from pathlib import Path
 import torch
 
 import cli
-from records.checkpoint import is_distributed_checkpoint, latest_checkpoint
+from records.checkpoint import DamagedCheckpoint, is_distributed_checkpoint, latest_checkpoint, load_checkpoint
+
+HINT = "delete it or export another checkpoint"
 
 
 def load_full(path: Path) -> dict:
@@ -31,15 +43,17 @@ def load_full(path: Path) -> dict:
         if found is None:
             raise cli.UserError(f"{path} holds no checkpoint: give a run dir or a checkpoints/step_N dir")
         path = found
+    try:
+        meta = load_checkpoint(path, hint=HINT)  # state.pt, or a DCP checkpoint's meta.pt
+    except DamagedCheckpoint as e:
+        raise cli.UserError(f"{path}: the checkpoint is damaged ({e}): export another checkpoints/step_N") from None
     if is_distributed_checkpoint(path):
         from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-        meta = torch.load(path / "meta.pt", weights_only=False)
         with tempfile.TemporaryDirectory() as tmp:
             dcp_to_torch_save(str(path), f"{tmp}/full.pt")
-            model = torch.load(f"{tmp}/full.pt", weights_only=False)["model"]
+            model = torch.load(f"{tmp}/full.pt", weights_only=True)["model"]
     else:
-        meta = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
         model = meta["model"]
     model = {k: v.detach().cpu() for k, v in model.items()}
     if meta.get("param_table") is None:

@@ -3,7 +3,7 @@ from a Hydra multirun dir (`python train.py -m ...`) or a W&B sweep.
 
 Columns: `trial`, every fixed and swept key of the sweep (fixed ones too, so that the CSVs of
 two sweeps can be plotted together and still tell their rows apart), then `status` (done,
-diverged, failed, running), `final_val_loss`, `best_val_loss`, `diverged`, `tokens`,
+diverged, failed, running, interrupted), `final_val_loss`, `best_val_loss`, `diverged`, `tokens`,
 `wall_time_s` and `run_dir`.
 """
 
@@ -34,8 +34,8 @@ def read_summary(run_dir: Path) -> dict | None:
 def outcome(run_dir: Path, exit_code: int | None = None) -> dict:
     """A trial's result columns from its run dir (status failed when no summary was written)."""
     s = read_summary(run_dir)
-    if s is None:
-        status = "running" if exit_code is None else "failed"
+    if s is None or s.get("interrupted"):  # train.py stopped by a signal: resumed on the next run
+        status = "interrupted" if s is not None else "running" if exit_code is None else "failed"
         return {"status": status, "final_val_loss": "", "best_val_loss": "", "diverged": "", "tokens": "",
                 "wall_time_s": "", "run_dir": str(run_dir)}
     return {"status": "diverged" if s["diverged"] else "done", "final_val_loss": s["final_val_loss"],

@@ -62,7 +62,8 @@ class Trial:
         return identity(self.fixed + self.overrides + self.extra)  # in the order command() passes them
 
     def done(self) -> bool:
-        return results.read_summary(self.dir) is not None
+        s = results.read_summary(self.dir)
+        return s is not None and not s.get("interrupted")  # an interrupted trial resumes from its checkpoint
 
     def ran_with(self) -> dict[str, str] | None:
         """The identity this dir was claimed (or, before the runner recorded it, launched) with."""

@@ -71,8 +71,8 @@ def test_a_kill_mid_save_leaves_the_previous_checkpoint_usable(tmp_path, monkeyp
     root = tmp_path / "checkpoints"
     save_checkpoint(root, 10, {"step": 10, "w": torch.ones(3)}, keep=2)
 
-    def dies_halfway(obj, path):
-        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+    def dies_halfway(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
         raise KeyboardInterrupt  # the process is killed mid-write
 
     monkeypatch.setattr(ckpt.torch, "save", dies_halfway)
