@@ -236,9 +236,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     dist.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
     meta = data.load_meta(data_dir)
-    vocab = cli.vocab_size(cfg, meta["vocab_size"])
-    if vocab < meta["vocab_size"]:
-        raise cli.UserError(f"model.vocab_size={vocab} is smaller than the data's vocabulary ({meta['vocab_size']}): leave it null")
+    vocab = cli.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
     table = build_table(cfg, vocab)
     torch.manual_seed(cfg.seed)
     model = GPT(model_config(cfg.model, vocab), table.scales())
