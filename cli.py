@@ -195,8 +195,10 @@ VALUES = {
     "optim.betas": "pair in [0, 1)", "optim.momentum": "number in [0, 1)", "optim.adamw_lr_ratio": "number > 0",
     "optim.ns_steps": "int >= 1", "optim.a": "number > 0", "optim.b": "number > 0", "optim.beta2_decay": "number <= 0",
     "optim.wd_on_vectors": "bool or null", "schedule.min_lr_ratio": "number in [0, 1]",
-    "param.init_std": "number >= 0", "param.block_depth": "int >= 1 or null", "param.alpha": "number or null",
-    "data.num_proc": "int >= 1", "diagnostics.interval": "int >= 0", "diagnostics.max_tokens": "int >= 1",
+    "param.init_std": "number >= 0", "param.alpha": "number or null",
+    "param.base_width": "int >= 1", "param.base_depth": "int >= 1",
+    "data.val_fraction": "number in (0, 1)", "data.split_seed": "int >= 0", "data.num_proc": "int >= 1",
+    "diagnostics.interval": "int >= 0", "diagnostics.max_tokens": "int >= 1",
 }
 HINTS = {  # said after the rule, where the meaning of the edge is not obvious
     "train.threads": "null: torch's default", "train.ckpt_interval": "0: only the final checkpoint",
@@ -211,10 +213,6 @@ LARGEST = {"model.width": 2**16, "model.depth": 2**12, "model.head_dim": 2**12, 
            "seed": 2**63 - 1}
 _FORMULAS = ("param.init.", "param.forward.", "param.adam.", "param.sgd.", "param.muon.", "param.muon_kimi.",
              "param.exponents.", "param.c.", "check.")  # checked by param/ and the check CLIs
-_RULE = re.compile(r"(int|number|bool|pair)(?: (>=|>|<=) (-?[\d.]+)| in ([\[(])(-?[\d.]+), (-?[\d.]+)([\])]))?"
-                   r"((?: or (?:null|inf))*)")
-
-
 @functools.lru_cache(maxsize=1)
 def shipped_types() -> dict[str, frozenset]:
     """key -> the Python types the shipped config files (conf/**.yaml) give it, over every group option."""
@@ -239,81 +237,80 @@ def shipped_types() -> dict[str, frozenset]:
     return {k: frozenset(v) for k, v in types.items()}
 
 
-def _kind_of(key: str) -> str | None:
+def rule_of(key: str) -> str | None:
     """The rule of `key`: from VALUES, else from the shipped types (None: not checked)."""
     if key in VALUES:
         return VALUES[key]
-    seen = shipped_types().get(key, frozenset()) - {"NoneType"}
-    null = " or null" if "NoneType" in shipped_types().get(key, ()) else ""
+    shipped = shipped_types().get(key, frozenset())
+    seen, null = shipped - {"NoneType"}, " or null" if "NoneType" in shipped else ""
     for kind, types in (("bool", {"bool"}), ("int", {"int"}), ("number", {"int", "float"})):
         if seen and seen <= types:
             return kind + null
     return None
 
 
-def _shown(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+_RULE = re.compile(r"(?P<kind>int|number|bool|pair)(?: (?P<op>>=|>|<=) (?P<bound>-?[\d.]+)"
+                   r"| in (?P<lo_br>[\[(])(?P<lo>-?[\d.]+), (?P<hi>-?[\d.]+)(?P<hi_br>[\])]))?(?P<extra>(?: or (?:null|inf))*)")
+_NAMED = {("int", ">=", "1"): "positive", ("number", ">", "0"): "positive",
+          ("int", ">=", "0"): "non-negative", ("number", ">=", "0"): "non-negative"}
 
 
-def check_value(key: str, value, rule: str) -> None:
-    """UserError `<key>=<value> must be <what the rule says>` unless `value` meets `rule`."""
-    m = _RULE.fullmatch(rule)
-    if m is None:
-        raise ValueError(f"bad rule {rule!r} for {key}")
-    kind, op, bound, lo_br, lo, hi, hi_br, extra = m.groups()
-    if value is None and "null" in extra:
-        return
-    if kind == "pair":
-        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_meets(v, "number", op, bound, lo_br, lo, hi, hi_br, "") for v in value)
-    else:
-        ok = _meets(value, kind, op, bound, lo_br, lo, hi, hi_br, extra)
-    if not ok:
-        hint = HINTS.get(key)
-        if kind == "int" and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            hint = f"write it without a decimal point or exponent: {key}={int(value)}"
-        raise UserError(f"{key}={_shown(value)} must be {_describe(kind, op, bound, lo_br, lo, hi, hi_br, extra)}"
-                        + (f" ({hint})" if hint else ""))
-    top = LARGEST.get(key)
-    if top is not None and value is not None and value > top:
-        raise UserError(f"{key}={value} is more than {top:,}, the largest this trainer accepts: give a smaller value")
-
-
-def _meets(value, kind, op, bound, lo_br, lo, hi, hi_br, extra) -> bool:
+def _admits(r: dict, value, kind: str) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+    if isinstance(value, bool) or not isinstance(value, int if kind == "int" else (int, float)):
         return False
-    if not math.isfinite(value) and not (value == math.inf and "inf" in extra):
-        return False
-    if op:
-        b = float(bound)
-        return {">=": value >= b, ">": value > b, "<=": value <= b}[op]
-    if lo_br:
-        return (value >= float(lo) if lo_br == "[" else value > float(lo)) and (value <= float(hi) if hi_br == "]" else value < float(hi))
+    if not math.isfinite(value):
+        return value == math.inf and "inf" in r["extra"]
+    if r["op"]:
+        b = float(r["bound"])
+        return {">=": value >= b, ">": value > b, "<=": value <= b}[r["op"]]
+    if r["lo_br"]:
+        lo, hi = float(r["lo"]), float(r["hi"])
+        return (value >= lo if r["lo_br"] == "[" else value > lo) and (value <= hi if r["hi_br"] == "]" else value < hi)
     return True
 
 
-_NAMED = {("int", ">=", "1"): "positive", ("number", ">", "0"): "positive", ("int", ">=", "0"): "non-negative",
-          ("number", ">=", "0"): "non-negative"}
-
-
-def _describe(kind, op, bound, lo_br, lo, hi, hi_br, extra) -> str:
-    """The rule in words: `a positive integer`, `two numbers in [0, 1)`, `true or false`."""
+def _words(r: dict) -> str:
+    """The rule as the message says it: `a positive integer`, `two numbers in [0, 1)`, `true or false`."""
+    kind = r["kind"]
     if kind == "bool":
         text = "true or false"
     else:
-        base = "number" if kind == "pair" else kind
-        noun = {"int": "integer", "number": "number", "pair": "numbers"}[kind]
-        if (base, op, bound) in _NAMED:
-            text = f"{_NAMED[base, op, bound]} {noun}"
-        elif op:
-            text = f"{noun} {op} {bound}"
-        elif lo_br:
-            text = f"{noun} in {lo_br}{lo}, {hi}{hi_br}"
+        base, noun = ("number", "numbers") if kind == "pair" else (kind, {"int": "integer", "number": "number"}[kind])
+        if (base, r["op"], r["bound"]) in _NAMED:
+            text = f"{_NAMED[base, r['op'], r['bound']]} {noun}"
+        elif r["op"]:
+            text = f"{noun} {r['op']} {r['bound']}"
+        elif r["lo_br"]:
+            text = f"{noun} in {r['lo_br']}{r['lo']}, {r['hi']}{r['hi_br']}"
         else:
             text = noun
         text = "two " + text if kind == "pair" else ("an " if text[0] in "aeiou" else "a ") + text
-    return text + (" or null" if "null" in extra else "")
+    return text + (" or null" if "null" in r["extra"] else "")
+
+
+def check_value(key: str, value, rule: str) -> None:
+    """UserError `<key>=<value> must be <the rule in words>` unless `value` meets `rule`."""
+    m = _RULE.fullmatch(rule)
+    if m is None:
+        raise ValueError(f"bad rule {rule!r} for {key}")
+    r = m.groupdict()
+    if value is None and "null" in r["extra"]:
+        return
+    if r["kind"] == "pair":
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_admits(r, v, "number") for v in value)
+    else:
+        ok = _admits(r, value, r["kind"])
+    if not ok:
+        hint = HINTS.get(key)
+        if r["kind"] == "int" and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            hint = f"write it without a decimal point or exponent: {key}={int(value)}"
+        shown = repr(value) if isinstance(value, str) else str(value)
+        raise UserError(f"{key}={shown} must be {_words(r)}" + (f" ({hint})" if hint else ""))
+    top = LARGEST.get(key)
+    if top is not None and value is not None and value > top:
+        raise UserError(f"{key}={value} is more than {top:,}, the largest this trainer accepts: give a smaller value")
 
 
 def _leaves(cfg, prefix: str = ""):
@@ -334,7 +331,7 @@ def check_values(cfg) -> None:
     for key, value in _leaves(cfg):
         if key.startswith(_FORMULAS):
             continue
-        rule = _kind_of(key)
+        rule = rule_of(key)
         if rule is not None:
             check_value(key, OmegaConf.to_container(value) if isinstance(value, ListConfig) else value, rule)
 

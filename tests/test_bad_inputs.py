@@ -285,3 +285,20 @@ def test_force_prepares_a_damaged_dir_again(tmp_path, data_root, capsys):
     assert f.read_bytes() == (data_root / "shakespeare_char" / "train.bin").read_bytes()
     ensure(root)()  # verified: the same checksums as the first prepare
     assert not list(root.glob(".shakespeare_char.tmp-*"))
+
+
+def test_booleans_must_be_booleans_for_every_boolean_key_of_the_config():
+    """`train.compile=maybe` was read as true: every key the shipped configs give a bool refuses a word."""
+    import re
+
+    bools = sorted(k for k, types in cli.shipped_types().items() if types - {"NoneType"} == {"bool"})
+    assert {"train.compile", "train.progress", "model.bias", "model.layernorm", "optim.nesterov",
+            "dist.activation_checkpointing", "param.zero_readout", "diagnostics.per_layer"} <= set(bools)
+    for key in bools:
+        with pytest.raises(cli.UserError, match=f"^{re.escape(key)}='maybe' must be true or false"):
+            cli.check_value(key, "maybe", cli.rule_of(key))
+    default = {k for k, _ in cli._leaves(cli.compose([]))}
+    for key in sorted(set(bools) & default):  # the whole path, as a user's override reaches it
+        with pytest.raises(cli.UserError, match="must be true or false"):
+            cli.check_config(cli.compose([f"{key}=maybe"]))
+        cli.check_config(cli.compose([f"{key}=false"]))
