@@ -31,9 +31,10 @@ def format_verdict(sweep: Sweep, verdict: dict, quantities) -> str:
     lines = [sweep.title, f"  slopes (log2-log2 against {sweep.axis}, at the last step with values):"]
     lines += [f"    {q:<22} {slope(sweep, q, -1):+.3f}" for q in quantities]
     if verdict["claims"]:
-        lines.append(f"  {'quantity':<14} {'steps':>6} {'slope':>7} {'at':>3}  {'expected':<14} {'verdict':<18} claim")
+        lines.append(f"  {'quantity':<14} {'steps':>6} {'slope':>7} {'at':>3}  {'expected + seed band':<19} {'verdict':<18} claim")
     for r in verdict["claims"]:
-        lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_bounds(r):<14} "
+        band = f"+{r['band']:.2f}" if r.get("band") else ""
+        lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_bounds(r) + band:<19} "
                      f"{SHOWN[r['status']]:<18} {r['text']}")
     overall = verdict["status"]
     if overall == "NO CLAIM":
@@ -115,17 +116,18 @@ def pyplot():
 
 # ----------------------------------------------------------------------------- command line
 
-USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure")
+USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure", "--matrix", "--markdown")
 
 
 def parse(argv: list[str]) -> tuple[list[str], dict]:
-    """Overrides and flags (--json, --out DIR, --no-plot, --compare sp,mup, --figure PATH)."""
+    """Overrides and flags (--json, --out DIR, --no-plot, --compare sp,mup, --figure PATH,
+    --matrix [--markdown])."""
     overrides, flags, i = [], {}, 0
     while i < len(argv):
         a = argv[i]
         if not a.startswith("--"):
             overrides.append(a)
-        elif a in ("--json", "--no-plot"):
+        elif a in ("--json", "--no-plot", "--matrix", "--markdown"):
             flags[a] = True
         elif a in ("--out", "--compare", "--figure"):
             if i + 1 >= len(argv):
@@ -152,12 +154,18 @@ def check_one(tool, overrides: list[str], name: str) -> tuple:
              f"sizes={list(cfg.check.sizes)} steps={tool.steps(cfg)[-1]} seeds={len(cfg.check.seeds)} claim={family}")
     sweep = run_sweep(cfg, tool, title)
     claims = [c for c in tool.claims(cfg, family, alpha) if c.quantity in quantities]
-    return cfg, sweep, judge(sweep, claims), quantities
+    return cfg, sweep, judge(sweep, claims, float(cfg.check.seed_band)), quantities
 
 
 def main(tool, name: str, argv: list[str]) -> int:
     """The shared command line of the checks; exit code 0 unless a claim fails (1)."""
     overrides, flags = parse(argv)
+    if "--matrix" in flags:
+        rows = run_matrix(tool, name, overrides, MATRIX)
+        print(matrix_table(rows, markdown=bool(flags.get("--markdown"))))
+        return 1 if any(r["status"] == "FAIL" for r in rows) else 0
+    if "--markdown" in flags:
+        raise cli.UserError("--markdown formats the --matrix table: add --matrix")
     if "--compare" in flags:
         return compare(tool, name, overrides, flags)
     cfg, sweep, verdict, quantities = check_one(tool, overrides, name)
@@ -187,6 +195,71 @@ def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
         print(format_verdict(sweep, verdict, q))
     print(f"  wrote {figure}")
     return 1 if any(r[2]["status"] == "FAIL" for r in results) else 0
+
+
+# ----------------------------------------------------------------------------- the verdict matrix
+
+# Every parameterization the project supports x {tied, untied}: the width check for all of them
+# (the μP family claims flatness in width, SP growth), the depth check for those with a depth rule
+# (and SP). (label, axis, overrides); the axis's sizes are set here, everything else is the protocol.
+WIDTH_SIZES, DEPTH_SIZES = "check.sizes=[64,128,256,512]", "check.sizes=[2,4,8,16,32]"
+PARAMS = (
+    ("sp", ["param=sp"], True), ("mup", ["param=mup"], False), ("depth_mup", ["param=depth_mup"], True),
+    ("completep", ["param=completep"], True), ("spectral k=1", ["param=spectral", "param.block_depth=1"], True),
+    ("spectral k>=2", ["param=spectral", "param.block_depth=2"], True), ("abc (μP preset)", ["param=abc", "param.preset=mup"], False),
+    ("mup, zero readout", ["param=mup", "param.zero_readout=true"], False),
+)
+MATRIX = [
+    (label, axis, [*params, f"model.tie_embeddings={str(tied).lower()}", "check.axis=" + axis,
+                   WIDTH_SIZES if axis == "width" else DEPTH_SIZES])
+    for axis in ("width", "depth") for label, params, in_depth in PARAMS if axis == "width" or in_depth
+    for tied in (True, False)
+]
+
+
+def run_matrix(tool, name: str, overrides: list[str], matrix) -> list[dict]:
+    """One check per (label, axis, overrides) of `matrix`, the user's overrides last. A
+    configuration the project refuses (abc with tied embeddings) is reported, not run."""
+    rows = []
+    for label, axis, extra in matrix:
+        tied = "model.tie_embeddings=true" in extra
+        row = {"param": label, "embeddings": "tied" if tied else "untied", "axis": axis}
+        try:
+            cfg, sweep, verdict, _ = check_one(tool, [*extra, *overrides], name)
+        except cli.UserError as e:
+            rows.append({**row, "status": "not run", "sizes": "", "seeds": "", "worst": str(e)})
+            continue
+        worst = _worst_claim(verdict)
+        rows.append({**row, "status": verdict["status"], "sizes": ",".join(map(str, sweep.sizes)), "seeds": len(sweep.seeds),
+                     "worst": "" if worst is None else f"{worst['quantity']} {worst['slope']:+.2f} at step {worst['step']} ({_bounds(worst)})"})
+    return rows
+
+
+def _worst_claim(verdict: dict) -> dict | None:
+    """A failing claim if any, else the claim closest to its bound (flat claims only)."""
+    rows = verdict["claims"]
+    if not rows:
+        return None
+    bad = [r for r in rows if r["status"] == "FAIL"]
+    if bad:
+        return bad[0]
+
+    def margin(r):
+        lo, hi, s = r["lo"], r["hi"], r["slope"]
+        return min(s - lo if lo != -math.inf else math.inf, hi - s if hi != math.inf else math.inf)
+
+    return min(rows, key=margin)
+
+
+def matrix_table(rows: list[dict], markdown: bool) -> str:
+    """The verdicts as a table: markdown for the README, or aligned text."""
+    head = ["param", "embeddings", "axis", "sizes", "seeds", "verdict", "closest claim (slope, expected)"]
+    body = [[r["param"], r["embeddings"], r["axis"], r["sizes"], str(r["seeds"]), SHOWN.get(r["status"], r["status"]), r["worst"]] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in body])
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *body])
 
 
 def entry(tool, name: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -41,15 +42,55 @@ def compose(overrides: list[str]):
         raise cli.UserError(f"check.sizes={sizes} has {len(sizes)} sizes: a slope needs at least {MIN_SIZES}, e.g. check.sizes=[64,128,256]")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes) or len(set(sizes)) != len(sizes):
         raise cli.UserError(f"check.sizes={sizes} must be distinct positive integers, e.g. [64,128,256,512]")
-    seeds = list(c.seeds) if c.seeds is not None else []
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if isinstance(c.seeds, int) and not isinstance(c.seeds, bool):
+        c.seeds = [c.seeds]  # check.seeds=1 is one seed: [1]
+    seeds = list(c.seeds) if isinstance(c.seeds, Sequence) and not isinstance(c.seeds, str) else c.seeds
+    if not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise cli.UserError(f"check.seeds={seeds} must be a non-empty list of integers >= 0, e.g. [1,2,3]")
+    if c.get("batches", "fresh") not in ("fresh", "fixed"):
+        raise cli.UserError(f"check.batches={c.batches!r}: choose fresh (a new batch each step) or fixed (step 0's batch every step)")
     if c.expect not in (None, *EXPECTS):
         raise cli.UserError(f"check.expect={c.expect!r}: choose null (from param.name), {', '.join(EXPECTS)}")
     for key in ("tolerance", "grow_min"):
         if isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or not c[key] > 0:
             raise cli.UserError(f"check.{key}={c[key]!r} must be a positive number")
+    z = c.get("seed_band", 0.0)
+    if isinstance(z, bool) or not isinstance(z, (int, float)) or z < 0:
+        raise cli.UserError(f"check.seed_band={z!r} must be a number >= 0 (standard errors of the slope; 0: none)")
+    n, first = int(cfg.train.steps), c.get("judge_from")
+    if first is not None and (isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= n):
+        raise cli.UserError(f"check.judge_from={first!r} must be null (half of train.steps) or a step in 1..{n}")
+    for size in sizes:  # a size no run would accept fails here, before any warning or work
+        at_size(cfg, size)
+    _warn_sizes(cfg, sizes)
     return cfg
+
+
+def judge_from(cfg) -> int:
+    """The first trained step a width claim is judged at: check.judge_from, else ceil(N/2). Steps
+    1..judge_from-1 are the transient: the spectral paper's Fig. 1a,b (arXiv 2603.00541) draws
+    steps 5-10 of 10, and microsoft/mup's coord-check notes let the output shrink as 1/sqrt(width)
+    at init and for 'a few steps' after it (TP5, arXiv 2203.03466)."""
+    first = cfg.check.get("judge_from")
+    return int(first) if first is not None else max(1, math.ceil(int(cfg.train.steps) / 2))
+
+
+def _warn_sizes(cfg, sizes: list[int]) -> None:
+    """One line each: sizes below the base shape (m or r < 1) and a one-head smallest model."""
+    p, m = cfg.param, cfg.model
+    if cfg.check.axis == "width":
+        if min(sizes) < int(p.base_width):
+            cli.warn(f"check.sizes starts at width {min(sizes)} < param.base_width={p.base_width} (m = {min(sizes) / int(p.base_width):g} < 1): "
+                     f"the rules are meant for m >= 1; set param.base_width={min(sizes)}")
+        smallest = min(sizes)
+    else:
+        if min(sizes) < int(p.base_depth):
+            cli.warn(f"check.sizes starts at depth {min(sizes)} < param.base_depth={p.base_depth} (r = {min(sizes) / int(p.base_depth):g} < 1): "
+                     f"the rules are meant for r >= 1; set param.base_depth={min(sizes)}")
+        smallest = int(m.width)
+    if smallest == int(m.head_dim):
+        cli.warn(f"the smallest model (width {smallest}) has 1 attention head of model.head_dim={m.head_dim}: its attention "
+                 f"is not yet in the wide regime; start check.sizes at {2 * smallest} or lower model.head_dim")
 
 
 def at_size(cfg, size: int):
@@ -103,6 +144,7 @@ class Setup:
     seed: int
     batch_size: int
     grad_clip: float
+    fixed_batch: bool = False
 
 
 def setup(cfg, seed: int) -> Setup:
@@ -125,7 +167,8 @@ def setup(cfg, seed: int) -> Setup:
     ctx = int(cfg.model.context)
     return Setup(model, table, build_optimizer(cfg, model, table, device.type), make_schedule(cfg, table),
                  data.TokenWindows(data_dir, "train", ctx), data.TokenWindows(data_dir, "val", ctx),
-                 device, seed, int(cfg.train.batch_size), float(cfg.train.grad_clip))
+                 device, seed, int(cfg.train.batch_size), float(cfg.train.grad_clip),
+                 cfg.check.get("batches", "fresh") == "fixed")
 
 
 def probe_batch(s: Setup):
@@ -139,7 +182,7 @@ def train_step(s: Setup, step: int) -> float:
     import torch
 
     s.schedule.apply(s.optimizer, step)
-    x, y = s.train.batch(s.batch_size, seed=s.seed, step=step)
+    x, y = s.train.batch(s.batch_size, seed=s.seed, step=0 if s.fixed_batch else step)
     _, loss = s.model(x.to(s.device), y.to(s.device))
     loss.backward()
     if s.grad_clip > 0:
@@ -162,6 +205,7 @@ class Sweep:
     mean: dict[str, np.ndarray]
     std: dict[str, np.ndarray]
     title: str
+    runs: dict[str, np.ndarray] | None = None  # (seeds, steps, sizes): each seed's values
 
 
 def run_sweep(cfg, tool, title: str) -> Sweep:
@@ -179,12 +223,16 @@ def run_sweep(cfg, tool, title: str) -> Sweep:
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = {q: np.nanmean(a, axis=0) for q, a in runs.items()}
         std = {q: np.nanstd(a, axis=0) for q, a in runs.items()}
-    return Sweep(c.axis, sizes, steps, seeds, mean, std, title)
+    return Sweep(c.axis, sizes, steps, seeds, mean, std, title, runs)
 
 
 def fit_slope(sizes, values) -> float:
-    """Least-squares slope of log2(value) against log2(size); NaN unless every value is positive."""
+    """Least-squares slope of log2(value) against log2(size); NaN unless every value is positive,
+    except a quantity that is exactly 0 at every size (a zero-init readout's logits at init, the
+    branch updates after a first step that had no gradient to pass back): 0, flat."""
     v = np.asarray(values, dtype=float)
+    if v.shape[0] >= 2 and (v == 0).all():
+        return 0.0
     if v.shape[0] < 2 or not (np.isfinite(v).all() and (v > 0).all()):
         return math.nan
     return float(np.polyfit(np.log2(np.asarray(sizes, dtype=float)), np.log2(v), 1)[0])
@@ -203,12 +251,26 @@ def slope(sweep: Sweep, quantity: str, step: int = -1) -> float:
     return fit_slope(sweep.sizes, sweep.mean[quantity][sweep.steps.index(step)])
 
 
+def slope_se(sweep: Sweep, quantity: str, step: int) -> float:
+    """Standard error of the slope from the seed-to-seed spread: the standard deviation of the
+    per-seed slopes over sqrt(seeds). 0 with one seed (no spread to measure) or no per-seed values."""
+    runs = (sweep.runs or {}).get(quantity)
+    if runs is None or runs.shape[0] < 2:
+        return 0.0
+    i = sweep.steps.index(step)
+    per = [fit_slope(sweep.sizes, runs[k, i]) for k in range(runs.shape[0])]
+    per = [x for x in per if math.isfinite(x)]
+    return float(np.std(per, ddof=1) / math.sqrt(len(per))) if len(per) >= 2 else 0.0
+
+
 # ----------------------------------------------------------------------------- claims and verdict
 
 @dataclass
 class Claim:
     """slope(quantity, step) must lie in [lo, hi] at every step of `steps` (empty: the last step
-    with values). grows: an SP claim, printed "grows as SP should" when it holds."""
+    with values). grows: an SP claim, printed "grows as SP should" when it holds. A flatness claim
+    (not grows) widens its band by check.seed_band standard errors of the slope (slope_se) on
+    each side: the tolerance bounds a width exponent, the seed band the noise of a few seeds."""
 
     quantity: str
     lo: float
@@ -227,30 +289,39 @@ def grows(quantity: str, text: str, lo: float, hi: float = math.inf, steps=()) -
     return Claim(quantity, lo, hi, text, tuple(steps), grows=True)
 
 
-def _worst(sweep: Sweep, c: Claim) -> tuple[int, float, bool]:
-    """(step, slope, ok) at the step furthest outside [lo, hi] (or closest to leaving it)."""
+def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool]:
+    """(step, slope, band, ok) at the step furthest outside [lo - band, hi + band] (or closest
+    to leaving it); band = z·slope_se at that step (0 for growth claims)."""
     steps = list(c.steps) or [_last(sweep, c.quantity)]
-    mid = c.lo if c.hi == math.inf else (c.lo + c.hi) / 2
-    found = [(t, slope(sweep, c.quantity, t)) for t in steps]
-    bad = [(t, s) for t, s in found if not (math.isfinite(s) and c.lo <= s <= c.hi)]
-    if bad:
-        t, s = max(bad, key=lambda ts: math.inf if not math.isfinite(ts[1]) else max(c.lo - ts[1], ts[1] - c.hi))
-        return t, s, False
-    if c.hi == math.inf:
-        t, s = min(found, key=lambda ts: ts[1])
-    else:
-        t, s = max(found, key=lambda ts: abs(ts[1] - mid))
-    return t, s, True
+    found = [(t, slope(sweep, c.quantity, t), 0.0 if c.grows else z * slope_se(sweep, c.quantity, t)) for t in steps]
+
+    def outside(tsb):  # > 0: outside the widened band, by that much; NaN counts as furthest out
+        _, s, b = tsb
+        return math.inf if not math.isfinite(s) else max(c.lo - b - s, s - c.hi - b)
+
+    t, s, b = max(found, key=outside)
+    return t, s, b, outside((t, s, b)) <= 0
 
 
-def judge(sweep: Sweep, claims: list[Claim]) -> dict:
+def _ranges(steps: list[int]) -> str:
+    """[0, 5, 6, 7] -> '0,5-7'."""
+    out, start = [], None
+    for i, t in enumerate(steps):
+        if start is None:
+            start = t
+        if i + 1 == len(steps) or steps[i + 1] != t + 1:
+            out.append(str(start) if start == t else f"{start}-{t}")
+            start = None
+    return ",".join(out)
+
+
+def judge(sweep: Sweep, claims: list[Claim], seed_band: float = 0.0) -> dict:
     rows = []
     for c in claims:
-        step, s, ok = _worst(sweep, c)
+        step, s, band, ok = _worst(sweep, c, seed_band)
         steps = list(c.steps) or [step]
-        where = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
         status = ("GROWS" if c.grows else "PASS") if ok else "FAIL"
-        rows.append({**asdict(c), "steps": where, "step": step, "slope": s, "status": status})
+        rows.append({**asdict(c), "steps": _ranges(steps), "step": step, "slope": s, "band": band, "status": status})
     statuses = {r["status"] for r in rows}
     overall = "NO CLAIM" if not rows else "FAIL" if "FAIL" in statuses else "GROWS" if "GROWS" in statuses else "PASS"
     return {"status": overall, "claims": rows}

@@ -135,10 +135,11 @@ def claims(cfg, family: str, alpha: float | None) -> list[checks.Claim]:
     after = every[1:]  # updates exist from step 1 on
     if cfg.check.axis == "width":
         if family == "sp":
-            return [checks.grows(q, "SP: grows with width under Adam (spec §8.4)", g) for q in ("logits", "h_L")]
+            return [checks.grows(q, "SP: grows with width under Adam (TP5 §5)", g) for q in ("logits", "h_L")]
         if family != "mup":
             return []
-        out = [checks.flat(q, 0.0, tol, "flat in width (spec §8.4)", after if q in ("logits", "attn_update", "mlp_update") else every)
+        judged = every[checks.judge_from(cfg):]
+        out = [checks.flat(q, 0.0, tol, "flat in width (TP5; spectral paper Fig. 1a)", judged if q in ("logits", "attn_update", "mlp_update") else (0, *judged))
                for q in QUANTITIES]
         out.append(checks.Claim("logits", -math.inf, tol, "O(1) at init (vanish as m^-1/2 with TP5 Table 8's 1/m)", (0,)))
         return out

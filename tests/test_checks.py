@@ -96,6 +96,52 @@ def test_dropping_the_readout_multiplier_fails_the_width_check(check):
     assert claim(verdict, "logits")["status"] == "FAIL" and checks.slope(sweep, "logits", -1) > 0.3
 
 
+@pytest.mark.parametrize("tied", ["true", "false"], ids=["tied", "untied"])
+def test_the_sp_hidden_learning_rate_on_mup_fails_the_width_coordinate_check(check, tied):
+    """μP with Adam's hidden LR left at η (param.adam.lr.hidden=1, not η/m): every hidden update
+    grows ∝ m, and the branches and h_L slopes reach +1.5 or more. The judged steps and the seed
+    band that let a correct untied μP pass do not let this one through."""
+    sweep, verdict = check(coord_check, "param=mup", "param.adam.lr.hidden=1", f"model.tie_embeddings={tied}", *WIDTH)
+    assert verdict["status"] == "FAIL"
+    for q in ("attn", "mlp", "h_L", "mlp_update"):
+        assert claim(verdict, q)["status"] == "FAIL" and checks.slope(sweep, q, -1) > 1.0, q
+
+
+def test_untied_mup_passes_once_its_readout_transient_is_over(check):
+    """Untied μP in TP5's Table-8 form (readout init σ, multiplier 1/m): at step 1 the logits still
+    carry the random readout's init term, a sum of n random products that shrinks as m^-1/2,
+    next to the first update's term, which does not (microsoft/mup's coord-check notes: the output
+    may shrink at init, 'transient, after a few steps roughly flat'). Judging every step from 1
+    on (the old protocol) FAILs on it; judging step 0 and the second half (the default) passes."""
+    untied = ["param=mup", "model.tie_embeddings=false", "train.steps=6", *WIDTH]
+    strict, v_strict = check(coord_check, *untied, "check.judge_from=1", "check.seed_band=0")
+    assert checks.slope(strict, "logits", 1) < -0.2 and claim(v_strict, "logits")["status"] == "FAIL"
+    sweep, verdict = check(coord_check, *untied)
+    assert verdict["status"] == "PASS", check_cli.format_verdict(sweep, verdict, coord_check.QUANTITIES)
+    assert claim(verdict, "logits")["steps"] == "3-6" and claim(verdict, "h_L")["steps"] == "0,3-6"
+
+
+def test_a_zero_readout_is_flat_even_where_its_values_are_exactly_zero(check):
+    """param.zero_readout=true (TP5's recommendation): the logits are 0 at init and the branches do
+    not move in step 1 (no gradient passes a zero readout). Zero at every width is flat, not NaN."""
+    sweep, verdict = check(coord_check, "param=mup", "model.tie_embeddings=false", "param.zero_readout=true", *WIDTH)
+    assert (sweep.mean["logits"][0] == 0).all() and (sweep.mean["attn_update"][1] == 0).all()
+    assert checks.slope(sweep, "logits", 0) == 0.0
+    assert verdict["status"] == "PASS", check_cli.format_verdict(sweep, verdict, coord_check.QUANTITIES)
+
+
+def test_the_seed_band_widens_a_flat_claim_by_the_slopes_standard_error(check):
+    sweep, verdict = check(coord_check, "param=mup", "check.quantities=[h_L]", *WIDTH)
+    r = claim(verdict, "h_L")
+    se = checks.slope_se(sweep, "h_L", r["step"])
+    runs = sweep.runs["h_L"][:, sweep.steps.index(r["step"])]
+    per_seed = [checks.fit_slope(sweep.sizes, v) for v in runs]
+    assert se == pytest.approx(np.std(per_seed, ddof=1) / math.sqrt(2)) and se > 0
+    assert r["band"] == pytest.approx(2.0 * se)  # check.seed_band = 2
+    one, v_one = check(coord_check, "param=mup", "check.quantities=[h_L]", "check.seeds=1", *WIDTH)
+    assert one.seeds == [1] and claim(v_one, "h_L")["band"] == 0.0  # one seed: no spread, no band
+
+
 def test_completep_without_branch_scaling_fails_the_depth_check(check):
     """CompleteP with the 1/L branch multiplier removed (param.forward.branch=1) fails its depth claims."""
     _, verdict = check(coord_check, "param=completep", "param.forward.branch=1", *DEPTH)
@@ -169,8 +215,38 @@ def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):
     assert doc["verdict"]["status"] == "PASS" and math.isfinite(doc["slopes"]["dW.mlp_in"])
 
 
+def test_sizes_below_the_base_width_and_a_one_head_model_are_named(data_root, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_warned", set())
+    checks.compose([f"data.root={data_root}", "check.sizes=[16,32,64]", "param.base_width=32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("warning: ") for line in err)
+    assert "param.base_width=32 (m = 0.5 < 1)" in err[0]
+    assert "1 attention head" in err[1] and "width 16" in err[1]
+    checks.compose([f"data.root={data_root}", "check.sizes=[64,128,256]"])
+    assert capsys.readouterr().err == ""  # m >= 1 and 4 heads: nothing to say
+
+
+def test_verdict_matrix_runs_each_configuration_and_prints_a_markdown_table(data_root):
+    matrix = [("mup", "width", ["param=mup", "model.tie_embeddings=false", "check.axis=width", *WIDTH]),
+              ("abc", "width", ["param=abc", "model.tie_embeddings=true", "check.axis=width", *WIDTH])]
+    rows = check_cli.run_matrix(coord_check, "test", [f"data.root={data_root}", *FAST], matrix)
+    assert [(r["param"], r["embeddings"], r["status"]) for r in rows] == [("mup", "untied", "PASS"), ("abc", "tied", "not run")]
+    assert "tie_embeddings=false" in rows[1]["worst"]  # why it was not run: abc needs an untied readout
+    table = check_cli.matrix_table(rows, markdown=True).splitlines()
+    assert table[0].startswith("| param | embeddings | axis |") and len(table) == 4
+    assert table[2].startswith("| mup | untied | width | 32,64,128 | 2 | PASS |")
+    labels = {(label, axis) for label, axis, _ in check_cli.MATRIX}
+    for p in ("sp", "mup", "depth_mup", "completep", "spectral k=1", "spectral k>=2"):
+        assert (p, "width") in labels  # every parameterization gets a width verdict, tied and untied
+    assert sum(1 for _, _, o in check_cli.MATRIX if "model.tie_embeddings=false" in o) == len(check_cli.MATRIX) // 2
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["check.sizes=[64,128]"], "a slope needs at least 3"),
+    (["check.seeds=abc"], "check.seeds=abc must be a non-empty list"),
+    (["check.seed_band=-1"], "check.seed_band=-1"),
+    (["check.judge_from=11"], "check.judge_from=11"),
+    (["check.batches=same"], "check.batches='same'"),
     (["check.quantities=[h_l]"], "unknown quantity 'h_l'"),
     (["check.axis=height"], "choose width or depth"),
     (["check.sizes=[40,80,160]"], "check.sizes: at model.width=40"),
