@@ -121,20 +121,23 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
     return cfg
 
 
-def _check_resolves(cfg) -> None:
-    """Every `${...}` of the composed config resolves; else one line naming the key."""
-    from omegaconf import OmegaConf
+def _check_resolves(cfg, prefix: str = "") -> None:
+    """Every `${...}` of the composed config resolves; else one line naming the key. A
+    `${hydra:...}` resolves only inside a run (Hydra sets it then): left to that run."""
+    from omegaconf import DictConfig
     from omegaconf.errors import InterpolationResolutionError
 
-    try:
-        OmegaConf.to_container(cfg, resolve=True)
-    except InterpolationResolutionError as e:
-        key = e.full_key or "?"
-        parent, _, leaf = key.rpartition(".")
-        node = (OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg)._get_node(leaf)
-        raw = node._value() if node is not None else "${...}"
-        raise UserError(f"{key}={raw}: cannot resolve ({str(e).splitlines()[0]}): give a value, "
-                        "or ${other.key} naming a key that exists (`python -m param --cfg` lists them)") from None
+    for k in cfg.keys():
+        node = cfg._get_node(k)
+        if isinstance(node, DictConfig):
+            _check_resolves(node, f"{prefix}{k}.")
+            continue
+        try:
+            cfg[k]
+        except InterpolationResolutionError as e:
+            if "HydraConfig was not set" not in str(e):
+                raise UserError(f"{prefix}{k}={node._value()}: cannot resolve ({str(e).splitlines()[0]}): give a value, "
+                                "or ${other.key} naming a key that exists (`python -m param --cfg` lists them)") from None
 
 
 # Hydra's own flags: those that print and exit (nothing to check), and those that take a value
@@ -315,13 +318,17 @@ def check_value(key: str, value, rule: str) -> None:
 
 def _leaves(cfg, prefix: str = ""):
     from omegaconf import DictConfig
+    from omegaconf.errors import InterpolationResolutionError
 
     for k in cfg.keys():
         node, full = cfg._get_node(k), f"{prefix}{k}"
         if isinstance(node, DictConfig):
             yield from _leaves(node, full + ".")
         else:
-            yield full, cfg[k]
+            try:
+                yield full, cfg[k]
+            except InterpolationResolutionError:  # a ${hydra:...}, resolved in the run (see _check_resolves)
+                continue
 
 
 def check_values(cfg) -> None:
