@@ -64,6 +64,11 @@ class WandbLogger:
             raise UserError(f"logger.mode={lc.mode!r}: choose online, offline or disabled")
         self.run_dir, self.log_checkpoints = Path(run_dir), bool(lc.get("log_checkpoints", False))
         os.environ.setdefault("WANDB_DIR", str(run_dir))  # offline runs land in <run dir>/wandb/
+        # W&B stages tables and artifacts in its data dir ($HOME by default, often small on a
+        # cluster); this run's go with the run, where `wandb sync` of an offline run finds them
+        self._own_data_dir = "WANDB_DATA_DIR" not in os.environ
+        if self._own_data_dir:
+            os.environ["WANDB_DATA_DIR"] = str(Path(run_dir) / "wandb" / "data")
         try:
             self.run = wandb.init(
                 project=lc.project, entity=lc.entity, group=lc.group or run_group(self.run_dir),
@@ -125,6 +130,8 @@ class WandbLogger:
         if self.log_checkpoints and self.run.settings.mode != "disabled":
             self._upload_checkpoint()
         self.run.finish()
+        if self._own_data_dir:
+            os.environ.pop("WANDB_DATA_DIR", None)
 
 
 def make_logger(cfg, run_dir: Path):

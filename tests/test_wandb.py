@@ -27,8 +27,8 @@ def test_an_offline_run_carries_the_table_the_summary_and_the_checkpoint(tiny_cf
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_RUN_GROUP", "tiny_sweep")
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))  # staging of the table and artifact, out of $HOME
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    monkeypatch.delenv("WANDB_DATA_DIR", raising=False)
     run_dir = tmp_path / "lr=0.01"
     run(tiny_cfg("train.steps=3", "logger=wandb", "logger.mode=offline", "logger.log_checkpoints=true"), run_dir)
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
@@ -48,8 +48,9 @@ def test_checkpoints_are_not_uploaded_unless_asked(tiny_cfg, tmp_path, monkeypat
     from train import run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))  # the table's staging, out of $HOME
+    monkeypatch.delenv("WANDB_DATA_DIR", raising=False)
     run(tiny_cfg("train.steps=2", "logger=wandb", "logger.mode=offline"), tmp_path / "r")
     (offline,) = (tmp_path / "r" / "wandb").glob("offline-run-*")
     assert b"r-model" not in next(offline.glob("run-*.wandb")).read_bytes()
+    assert list((tmp_path / "r" / "wandb" / "data").rglob("*"))  # W&B's staging stays in the run dir, not $HOME
     assert (offline / "files" / "param_table.json").is_file()
