@@ -124,7 +124,7 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
 def _check_resolves(cfg, prefix: str = "") -> None:
     """Every `${...}` of the composed config resolves; else one line naming the key. A
     `${hydra:...}` resolves only inside a run (Hydra sets it then): left to that run."""
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
     for k in cfg.keys():
@@ -133,7 +133,9 @@ def _check_resolves(cfg, prefix: str = "") -> None:
             _check_resolves(node, f"{prefix}{k}.")
             continue
         try:
-            cfg[k]
+            value = cfg[k]
+            if isinstance(value, ListConfig):
+                OmegaConf.to_container(value, resolve=True)
         except InterpolationResolutionError as e:
             if "HydraConfig was not set" not in str(e):
                 raise UserError(f"{prefix}{k}={node._value()}: cannot resolve ({str(e).splitlines()[0]}): give a value, "
@@ -317,7 +319,8 @@ def check_value(key: str, value, rule: str) -> None:
 
 
 def _leaves(cfg, prefix: str = ""):
-    from omegaconf import DictConfig
+    """(dotted key, value) of every leaf, lists as plain lists."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
     for k in cfg.keys():
@@ -326,21 +329,19 @@ def _leaves(cfg, prefix: str = ""):
             yield from _leaves(node, full + ".")
         else:
             try:
-                yield full, cfg[k]
+                value = cfg[k]
+                value = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
             except InterpolationResolutionError:  # a ${hydra:...}, resolved in the run (see _check_resolves)
                 continue
+            yield full, value
 
 
 def check_values(cfg) -> None:
     """Every key of the composed config against its rule (VALUES, else the shipped types)."""
-    from omegaconf import ListConfig, OmegaConf
-
     for key, value in _leaves(cfg):
-        if key.startswith(_FORMULAS):
-            continue
-        rule = rule_of(key)
+        rule = None if key.startswith(_FORMULAS) else rule_of(key)
         if rule is not None:
-            check_value(key, OmegaConf.to_container(value) if isinstance(value, ListConfig) else value, rule)
+            check_value(key, value, rule)
 
 
 _warned: set[str] = set()
