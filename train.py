@@ -369,7 +369,8 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         if due and n_sum:  # steps since the last log: never checkpoint a state that has diverged
             window = dist.mean(loss_sum / n_sum, rt).item()
             if diverges(window):
-                diverged = (done, f"train_loss (mean of the {n_sum} steps since the last log)", window)
+                span = f"step {done}" if n_sum == 1 else f"mean of steps {done - n_sum + 1}-{done}"
+                diverged = (done, f"train_loss ({span}, checked before its checkpoint)", window)
                 break
         if due:
             checkpoint(done)
@@ -404,8 +405,9 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
             f"not measured: the run diverged at step {diverged[0]}" if diverged else
             f"not measured: stopped by {stopped} at step {done} of {tc.steps}" if stopped else
             f"not measured at step {done}")
+    kept = latest_checkpoint(ckpt_root) if rt.main else None
+    summary["last_checkpoint"] = str(kept) if kept is not None else None
     if stopped:
-        kept = latest_checkpoint(ckpt_root) if rt.main else None
         summary.update(signal=stopped, exit_code=StopSignal.CODES[signal.Signals[stopped]],
                        resume_command=resume_command(run_dir, rt.distributed))
     if rt.main:
@@ -428,8 +430,9 @@ def _report(summary: dict) -> None:
         shown = f"{loss:.4g}" if loss is not None else "non-finite"
         first = summary["first_train_loss"]
         start = f" (first train loss {first:.4g})" if first is not None else ""
+        kept = summary.get("last_checkpoint")
         print(f"DIVERGED at step {summary['diverged_at_step']}: {summary['diverged_on']} {shown}{start}; {where}; "
-              "its last checkpoint is from before the divergence")
+              + (f"last checkpoint {Path(kept).name}, from before the divergence" if kept else "no checkpoint was written"))
         return
     val = summary["final_val_loss"]
     print(f"done: {where}  final val loss {val:.4f}" if val is not None else f"done: {where}")
