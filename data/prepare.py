@@ -29,7 +29,7 @@ import numpy as np
 import cli
 from cli import REPO, UserError
 from data import sources, tokenizer
-from data.verify import again, verify
+from data.verify import again, seal, verify
 
 FORMAT = 1  # bump when the layout of the bins changes: old dirs then fail the fingerprint check
 SOURCES = ("shakespeare", "text", "openwebtext")
@@ -284,8 +284,9 @@ def _load_openwebtext(dcfg, root: Path) -> tuple[dict, dict]:
     return tokenized, meta
 
 
-def write_shards(path: Path, dset) -> tuple[int, str]:
-    """Stream a tokenized Dataset into a uint16 memmap, in contiguous shards, hashing as it goes."""
+def write_shards(path: Path, dset) -> tuple[int, str, int]:
+    """Stream a tokenized Dataset into a uint16 memmap, in contiguous shards, hashing as it goes;
+    returns (tokens, sha256, largest id)."""
     import pyarrow.compute as pc
     from tqdm import tqdm
 
@@ -293,16 +294,17 @@ def write_shards(path: Path, dset) -> tuple[int, str]:
     if n == 0:
         raise UserError(f"{path.name}: the split has no tokens")
     out = np.memmap(path, dtype=np.uint16, mode="w+", shape=(n,))
-    h, pos, shards = hashlib.sha256(), 0, max(1, min(1024, len(dset)))
+    h, pos, shards, top = hashlib.sha256(), 0, max(1, min(1024, len(dset))), -1
     for i in tqdm(range(shards), desc=f"writing {path.name}"):
         rows = dset.shard(num_shards=shards, index=i, contiguous=True).with_format("arrow")[:]
         ids = pc.list_flatten(rows.column("ids")).to_numpy().astype(np.uint16)
         out[pos:pos + len(ids)] = ids
         h.update(ids.data)
         pos += len(ids)
+        top = max(top, int(ids.max())) if len(ids) else top
     out.flush()
     del out
-    return n, h.hexdigest()
+    return n, h.hexdigest(), top
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -334,10 +336,13 @@ def _prepare(dcfg, force: bool, root: Path, target: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        counts, sums = {}, {}
+        counts, sums, tops = {}, {}, {}
         for s in ("train", "val"):
-            write = write_bin if isinstance(splits[s], np.ndarray) else write_shards
-            counts[s], sums[s] = write(tmp / f"{s}.bin", splits[s])
+            if isinstance(splits[s], np.ndarray):
+                counts[s], sums[s] = write_bin(tmp / f"{s}.bin", splits[s])
+                tops[s] = int(splits[s].max()) if len(splits[s]) else -1
+            else:
+                counts[s], sums[s], tops[s] = write_shards(tmp / f"{s}.bin", splits[s])
         meta = {"name": target.name, "source": dcfg.source, "tokenizer": dcfg.tokenizer, "dtype": "uint16",
                 **meta, "train_tokens": counts["train"], "val_tokens": counts["val"],
                 "checksums": {f"{s}.bin": sums[s] for s in ("train", "val")},
@@ -352,6 +357,7 @@ def _prepare(dcfg, force: bool, root: Path, target: Path) -> Path:
             json.dump(meta, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        seal(tmp, {f"{s}.bin": {"sha256": sums[s], "max_id": tops[s]} for s in ("train", "val")})  # measured here: no re-read at first use
         if force and target.exists():  # the old dir goes only now that the new one is complete
             old = root / f".{target.name}.tmp-old-{os.getpid()}"
             os.rename(target, old)

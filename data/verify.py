@@ -80,9 +80,23 @@ def verify(target: Path, meta: dict) -> None:
             raise UserError(f"{f} holds token id {seen['max_id']} but meta.json says vocab_size={meta['vocab_size']} "
                             f"(ids must be below it): prepare it again with `{again(target)}`")
     if fresh:  # only a dir that passed: a failed check leaves nothing behind
-        tmp = target / f"{SIDECAR}.tmp-{os.getpid()}"
+        _write(target, cache)
+
+
+def seal(target: Path, measured: dict) -> None:
+    """Record what `python -m data.prepare` measured while writing the bins ({file: {sha256,
+    max_id}}), so the first use does not read them again."""
+    _write(target, {name: {"size": (target / name).stat().st_size, "mtime_ns": (target / name).stat().st_mtime_ns, **m}
+                    for name, m in measured.items()})
+
+
+def _write(target: Path, cache: dict) -> None:
+    tmp = target / f"{SIDECAR}.tmp-{os.getpid()}"
+    try:
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(tmp, target / SIDECAR)
+    except OSError:  # read-only data root: verified again next time
         try:
-            tmp.write_text(json.dumps(cache, indent=1) + "\n")
-            os.replace(tmp, target / SIDECAR)
-        except OSError:  # read-only data root: verified again next time
-            tmp.unlink(missing_ok=True) if tmp.parent.exists() else None
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass

@@ -272,8 +272,9 @@ def test_prepared_data_is_read_once_then_trusted_by_size_and_mtime(tmp_path, dat
     assert read == ["val.bin"]
 
 
-def test_force_prepares_a_damaged_dir_again(tmp_path, data_root, capsys):
+def test_force_prepares_a_damaged_dir_again(tmp_path, data_root, capsys, monkeypatch):
     from data import prepare as P
+    from data import verify
 
     root = prepared_copy(tmp_path, data_root)
     f = root / "shakespeare_char" / "train.bin"
@@ -283,7 +284,8 @@ def test_force_prepares_a_damaged_dir_again(tmp_path, data_root, capsys):
     assert "--force" in capsys.readouterr().err
     P.main(["data=shakespeare_char", f"data.root={root}", "--force"])
     assert f.read_bytes() == (data_root / "shakespeare_char" / "train.bin").read_bytes()
-    ensure(root)()  # verified: the same checksums as the first prepare
+    monkeypatch.setattr(verify, "measure", lambda path: pytest.fail(f"{path} read again"))
+    ensure(root)()  # verified from what the prepare measured while writing: no bin is read again
     assert not list(root.glob(".shakespeare_char.tmp-*"))
 
 

@@ -81,7 +81,8 @@ def test_meta_is_complete_and_checksums_match_the_files(char_dir):
         f = char_dir / f"{split}.bin"
         assert meta["checksums"][f"{split}.bin"] == sha256(f)
         assert f.stat().st_size == 2 * meta[f"{split}_tokens"]
-    assert sorted(p.name for p in char_dir.iterdir()) == ["meta.json", "train.bin", "val.bin"]
+    # .verified.json: what prepare measured (sha256, largest id) for the first use's check (data/verify.py)
+    assert sorted(p.name for p in char_dir.iterdir()) == [".verified.json", "meta.json", "train.bin", "val.bin"]
 
 
 def test_char_bins_decode_back_to_the_plays(char_dir):
