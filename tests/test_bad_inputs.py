@@ -137,6 +137,63 @@ def vocab_10(tmp, data):
     return lambda: cli.vocab_size(cfg, 84)
 
 
+# run dirs and checkpoints (the fault cases, kills, signals and full disks, are in tests/test_faults.py)
+class CreatesAFile:
+    """A pickle payload: unpickling it creates the file (so "nothing written" shows it never ran)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def train_in(run_dir, data, *overrides):
+    from train import run
+
+    cfg = cli.compose([*TINY, f"data.root={data}", *overrides])
+    return lambda: run(cfg, run_dir)
+
+
+def crafted_state_pt(tmp, data):
+    import torch
+
+    step = tmp / "run" / "checkpoints" / "step_000010"
+    step.mkdir(parents=True)
+    torch.save({"step": 10, "model": CreatesAFile(tmp / "marker")}, step / "state.pt")
+    return train_in(tmp / "run", data, "train.resume=auto")
+
+
+def run_dir_under_a_file(tmp, data):
+    (tmp / "f").write_text("")
+    return train_in(tmp / "f" / "run", data)
+
+
+def used_run_dir(tmp, data):
+    from records import save_checkpoint
+
+    save_checkpoint(tmp / "run" / "checkpoints", 10, {"step": 10}, keep=2)
+    return train_in(tmp / "run", data)  # a fresh run (no train.resume) over a run's checkpoints
+
+
+def locked_run_dir(tmp, data):
+    import os
+
+    from records.rundir import RunLock
+
+    (tmp / "run").mkdir()
+    lock = RunLock(tmp / "run").acquire()  # as another run holding the dir would
+    action = train_in(tmp / "run", data)
+
+    def run_while_held():
+        try:
+            action()
+        finally:
+            os.close(lock.fd)  # drop the hold, leave its file (so the snapshot compares)
+
+    return run_while_held
+
+
 CASES = [
     # (id, how, code, message, nothing_written)
     # --- loop settings
@@ -190,6 +247,12 @@ CASES = [
     ("meta vocab a string", meta_edit(vocab_size="many"), 2, "{tmp}/data/shakespeare_char/meta.json has vocab_size='many'", True),
     ("read-only data root", read_only_root, 2, "data.root={tmp}/ro is not writable", True),
     ("full disk in data.prepare", full_disk, 2, "no space left on device", True),
+    # --- run dirs and checkpoints
+    ("state.pt not a checkpoint", crafted_state_pt, 2,
+     "{tmp}/run/checkpoints/step_000010/state.pt is not a checkpoint this program wrote", True),
+    ("run dir under a file", run_dir_under_a_file, 2, "hydra.run.dir={tmp}/f/run: {tmp}/f is a file, not a directory", True),
+    ("fresh run in a used dir", used_run_dir, 2, "{tmp}/run already holds checkpoints of a run (latest step_000010)", True),
+    ("run dir in use", locked_run_dir, 2, "{tmp}/run is in use by pid", True),
     # --- entry points (subprocesses: the exit code is the point)
     ("train.py steps float", sub("train.py", "train.steps=1e9", "hydra.run.dir={tmp}/run"), 2, "train.steps=1000000000.0", True),
     ("train.py fsdp2", sub("train.py", "dist=fsdp2", "hydra.run.dir={tmp}/run"), 2, "dist=fsdp2 runs as one process here", True),
