@@ -132,6 +132,17 @@ def full_disk(tmp, data, monkeypatch):
     return lambda: P.main(["data=shakespeare_char", f"data.root={root}"])
 
 
+def prepare_main(*argv):
+    """`python -m data.prepare <argv>`, in-process."""
+
+    def setup(tmp, data):
+        from data import prepare as P
+
+        return lambda: P.main(_fill(argv, tmp, data))
+
+    return setup
+
+
 def vocab_10(tmp, data):
     cfg = cli.compose([*TINY, f"data.root={data}", "model.vocab_size=10"])
     return lambda: cli.vocab_size(cfg, 84)
@@ -215,6 +226,7 @@ CASES = [
     ("bias=yes", ["model.bias=yes"], 2, "model.bias='yes' must be true or false", True),
     ("nesterov=0", ["optim=sgd", "optim.nesterov=0"], 2, "optim.nesterov=0 must be true or false", True),
     ("interpolation", ["model.width=${oops}"], 2, "model.width=${oops}: cannot resolve", True),
+    ("interpolation in a list", ["optim.betas=[${oops},0.95]"], 2, "optim.betas=['${oops}', 0.95]: cannot resolve", True),
     # --- optimizer
     ("betas>1", ["optim.betas=[2.0,0.95]"], 2, "optim.betas=[2.0, 0.95] must be two numbers in [0, 1)", True),
     ("betas one", ["optim.betas=[0.9]"], 2, "optim.betas=[0.9] must be two numbers in [0, 1)", True),
@@ -247,6 +259,7 @@ CASES = [
     ("meta vocab a string", meta_edit(vocab_size="many"), 2, "{tmp}/data/shakespeare_char/meta.json has vocab_size='many'", True),
     ("read-only data root", read_only_root, 2, "data.root={tmp}/ro is not writable", True),
     ("full disk in data.prepare", full_disk, 2, "no space left on device", True),
+    ("data.prepare bad flag", prepare_main("--forse"), 2, "unknown flag --forse", True),
     # --- run dirs and checkpoints
     ("state.pt not a checkpoint", crafted_state_pt, 2,
      "{tmp}/run/checkpoints/step_000010/state.pt is not a checkpoint this program wrote", True),
