@@ -63,7 +63,7 @@ def verify(target: Path, meta: dict) -> None:
         st = f.stat()
         key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         seen = cache.get(f.name) if isinstance(cache.get(f.name), dict) else {}
-        if {k: seen.get(k) for k in key} != key:
+        if {k: seen.get(k) for k in key} != key or not {"sha256", "max_id"} <= set(seen):
             # meta.json of an older prepare may lack checksums: then the first measurement is the reference
             reference = seen.get("sha256")
             seen = {**key, **measure(f)}
