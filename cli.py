@@ -165,7 +165,8 @@ def check_overrides(argv: list[str]) -> None:
             overrides.append(a)
     cfg = compose(overrides)
     printing = bool({"-c", "--cfg"} & set(argv))  # printing the config launches nothing: no warnings either
-    check_run(cfg, quiet=printing)
+    resuming = cfg.train.resume not in (None, False, "none")  # the checkpoint's config is checked once merged
+    check_run(cfg, quiet=printing or resuming)
     if not printing:
         check_launch(str(cfg.dist.strategy))
         check_data_vocab(cfg)

@@ -60,7 +60,12 @@ def load_model(path: Path, device: str = "cpu"):
     from param.table import Row, Table
     from records import is_distributed_checkpoint, load_checkpoint
 
-    state = load_checkpoint(path)  # state.pt, or a DCP checkpoint's meta.pt
+    from records.checkpoint import DamagedCheckpoint
+
+    try:
+        state = load_checkpoint(path)  # state.pt, or a DCP checkpoint's meta.pt
+    except DamagedCheckpoint as e:
+        raise UserError(f"{path} is damaged ({e}): pick an older one with --ckpt step_N") from None
     if state.get("config") is None or state.get("param_table") is None:
         raise UserError(f"{path} was written before checkpoints carried the config and the param table: it cannot be sampled")
     cfg = OmegaConf.create(state["config"])

@@ -44,6 +44,8 @@ from records import (
     save_distributed,
     write_json_atomic,
 )
+from records.console import Progress, format_duration, log as console
+from records.console import setup as setup_console
 from records.faults import StopSignal, no_space_guard
 from records.files import PARTIAL
 from records.resume import cli_overrides, resume_command, resume_target, resumed_config, write_hydra_files
@@ -147,14 +149,19 @@ def _same_table(saved: dict | None, table, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- run dir, resume, faults
 
-HYDRA_SUBDIR = None  # ".hydra" when `python train.py` writes Hydra's files itself, once the run holds its dir
+# Set by `python train.py` when it writes Hydra's files itself, once the run holds its dir: an
+# environment variable, so that jobs a launcher runs in other processes (joblib, submitit) see it
+HYDRA_SUBDIR_ENV = "HPTRANSFER_HYDRA_SUBDIR"
+
+
+def _hydra_subdir() -> str | None:
+    return os.environ.get(HYDRA_SUBDIR_ENV) or None
 
 
 def note(msg: str) -> None:
-    """One line for the user (a resume, a fallback, a stop, a lock taken over)."""
-    from tqdm import tqdm
-
-    tqdm.write(msg)  # beside the progress bar when one is on screen
+    """One line for the user (a resume, a fallback, a stop, a lock taken over): through logging,
+    so it reaches the console (beside the progress bar) and Hydra's <run dir>/train.log."""
+    console.info(msg)
 
 
 def _rank0_decides(rt, fn):
@@ -182,6 +189,7 @@ def _hold(run_dir: Path, lock: RunLock) -> None:
 
 def run(cfg, run_dir: Path) -> dict:
     """Train one model; returns the summary (also written to run_dir/summary.json on rank 0)."""
+    setup_console()
     cli.check_run(cfg, quiet=cfg.train.resume not in (None, False, "none"))  # a resume: checked again once merged
     t0 = time.time()
     rt, device_name = dist.start(cfg.dist, str(cfg.train.device))
@@ -266,7 +274,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         with writing(run_dir / "param_table.json"):
             write_json_atomic(run_dir / "param_table.json", table.to_dict())
             (run_dir / "param_table.txt").write_text(table.format() + "\n")
-            write_hydra_files(run_dir, HYDRA_SUBDIR, cfg, resume, state, changes)
+            write_hydra_files(run_dir, _hydra_subdir(), cfg, resume, state, changes)
             moved, partial = metrics.rewind(start if resume is not None else -1)
         cut = f"; a cut-off last line of metrics.jsonl moved to {PARTIAL}" if partial is not None else ""
         if resume is not None:
@@ -274,6 +282,14 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
                  + (f"; {moved} later records moved to metrics.superseded.jsonl" if moved else "") + cut)
         elif moved or cut:
             note(f"{run_dir} held metrics of an earlier run that left no checkpoint: moved to metrics.superseded.jsonl" + cut)
+    if rt.main:
+        g = table.globals
+        note(f"run dir {run_dir} | {device} {tc.dtype}{' compiled' if tc.compile else ''} | world size {rt.world}"
+             + (f" ({rt.strategy})" if rt.distributed else "")
+             + f" | {n_params / 1e6:.2f}M params (non-embedding), width {cfg.model.width} x depth {cfg.model.depth}")
+        note(f"param={g['param']} m={g['m']:g} r={g['r']:g} (base {g['base_width']}x{g['base_depth']}) optim={g['optim']} "
+             f"lr={cfg.optim.lr:g} | {tokens_per_step:,} tokens/step x {tc.steps:,} steps"
+             + (f", from step {start}" if start else ""))
     logger = make_logger(cfg, run_dir) if rt.main else None
 
     def log(record: dict) -> None:
@@ -288,6 +304,8 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
                  "config": cli.to_container(cfg), "overrides": overrides, "param_table": table.to_dict()}
         with writing(ckpt_root / f"step_{step:06d}"):
             save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
+        if rt.main:
+            note(f"step {step}: checkpoint {ckpt_root / f'step_{step:06d}'}")
 
     def diverges(loss: float) -> bool:
         return not math.isfinite(loss) or (first_loss is not None and loss > tc.diverge_factor * first_loss)
@@ -298,9 +316,8 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         log({"step": 0, "tokens": 0, "val_loss": val_loss, "elapsed": time.time() - t0})
 
     # the hot loop: no host sync except at log / eval / checkpoint steps
-    from tqdm import tqdm
-
-    bar = tqdm(total=tc.steps, initial=start, disable=not (tc.progress and rt.main) or None, dynamic_ncols=True, unit="step")
+    # a bar on a terminal; without one (SLURM, nohup, a pipe) a log line per train.log_interval
+    bar = Progress(tc.steps, start, enabled=bool(tc.progress) and rt.main, quiet=not rt.main)
     params = list(model.parameters())
     foreach = None if rt.strategy == "fsdp2" else True  # DTensor grads: let torch pick
     loss_sum, n_sum, grad_norm, train_loss = torch.tensor(float(carried[0]), device=device), int(carried[1]), None, float("nan")
@@ -343,7 +360,8 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
                  "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
                  "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "peak_memory_mb": peak_memory_mb(device), **diag_record,
                  "elapsed": now - t0})
-            bar.set_postfix(loss=f"{train_loss:.4f}", tok_s=f"{tok_s:,.0f}")
+            eta = (tc.steps - done) * train_time / (done - start) if done > start else None
+            bar.step(done, train_loss, optimizer.param_groups[0]["lr"], tok_s, eta)
             loss_sum.zero_()
             n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
             if diverges(train_loss):
@@ -355,7 +373,9 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
             val_loss, val_step = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt), done
             best_val = min(best_val, val_loss)
             log({"step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "elapsed": time.time() - t0})
-            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            bar.postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if rt.main:
+                note(f"step {done}: val loss {val_loss:.4f} (best {best_val:.4f})")
             if not math.isfinite(val_loss):
                 diverged = (done, "val_loss", val_loss)
                 break
@@ -431,11 +451,12 @@ def _report(summary: dict) -> None:
         first = summary["first_train_loss"]
         start = f" (first train loss {first:.4g})" if first is not None else ""
         kept = summary.get("last_checkpoint")
-        print(f"DIVERGED at step {summary['diverged_at_step']}: {summary['diverged_on']} {shown}{start}; {where}; "
+        console.info(f"DIVERGED at step {summary['diverged_at_step']}: {summary['diverged_on']} {shown}{start}; {where}; "
               + (f"last checkpoint {Path(kept).name}, from before the divergence" if kept else "no checkpoint was written"))
         return
     val = summary["final_val_loss"]
-    print(f"done: {where}  final val loss {val:.4f}" if val is not None else f"done: {where}")
+    took = f"  ({format_duration(summary['wall_time_s'])})" if summary.get("wall_time_s") else ""
+    console.info(f"done: {where}  final val loss {val:.4f}{took}" if val is not None else f"done: {where}{took}")
 
 
 def _check_dirs(argv: list[str]) -> None:
@@ -446,28 +467,45 @@ def _check_dirs(argv: list[str]) -> None:
     check_dir_usable(Path(static_prefix(value)), key)
 
 
-if __name__ == "__main__":
-    import hydra
+def _job(cfg) -> float:
+    """One Hydra job: a run, or one job of a multirun on any launcher (basic, joblib, submitit)."""
     from hydra.core.hydra_config import HydraConfig
 
-    @hydra.main(version_base=None, config_path="conf", config_name="config")
-    def main(cfg) -> float:
-        summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
-        if int(os.environ.get("RANK", "0")) == 0:
-            _report(summary)
-        dist.finish()  # after run() returned: model and optimizer are gone (platform notes §4)
-        if summary["interrupted"]:
-            sys.exit(summary["exit_code"])  # 130 (SIGINT) / 143 (SIGTERM), as if the signal had ended it
-        return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers
+    summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
+    if int(os.environ.get("RANK", "0")) == 0:
+        _report(summary)
+    dist.finish()  # after run() returned: model and optimizer are gone
+    if summary["interrupted"]:
+        sys.exit(summary["exit_code"])  # 130 (SIGINT) / 143 (SIGTERM), as if the signal had ended it
+    return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers
 
+
+def main(argv: list[str] | None = None) -> None:
+    """`python train.py [overrides]`: check the overrides and the run dir in one line, then hand
+    over to Hydra (which reads sys.argv)."""
+    import hydra
+
+    if argv is not None:
+        sys.argv[1:] = argv
     cli.guard(cli.check_overrides)(sys.argv[1:])
     cli.guard(_check_dirs)(sys.argv[1:])
     if not any(a.startswith("hydra.output_subdir=") for a in sys.argv):
         # .hydra/ is written by run() once it holds the run dir: a refused run (dir in use, a
         # fresh run over a finished one) changes nothing, and a resume keeps the original files
         sys.argv.append("hydra.output_subdir=null")
-        HYDRA_SUBDIR = ".hydra"
+        os.environ[HYDRA_SUBDIR_ENV] = ".hydra"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         # one run dir for every rank: the job id torchrun gives all of them (not each rank's clock)
         sys.argv.append(f"hydra.run.dir=outputs/${{now:%Y-%m-%d}}/torchrun-{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}")
-    main()
+    # an absolute config path: Hydra then finds conf/ wherever the job function is imported from
+    hydra.main(version_base=None, config_path=str(cli.CONF_DIR), config_name="config")(_job)()
+
+
+if __name__ == "__main__":
+    # Run as the module `train`, not as `__main__`: Hydra's launchers (submitit for SLURM,
+    # joblib) pickle the job function, and a function of an importable module pickles by
+    # reference, where one of `__main__` drags the whole script (and torch's module objects,
+    # which do not pickle) along.
+    import train
+
+    train.main()

@@ -60,11 +60,12 @@ class Progress:
     """The loop's progress: a tqdm bar where one is wanted and the output is a terminal, and a
     log line per logged step (printed only when there is no bar)."""
 
-    def __init__(self, total: int, initial: int, enabled: bool):
+    def __init__(self, total: int, initial: int, enabled: bool, quiet: bool = False):
         from tqdm import tqdm
 
+        self.quiet = quiet  # ranks other than 0: no bar, no lines
         # disable=None: tqdm decides, off when stderr (its stream) is not a terminal
-        self.bar = tqdm(total=total, initial=initial, disable=None if enabled else True,
+        self.bar = tqdm(total=total, initial=initial, disable=None if enabled and not quiet else True,
                         dynamic_ncols=True, unit="step")
         self.total = total
         if not self.bar.disable:
@@ -75,6 +76,8 @@ class Progress:
 
     def step(self, step: int, loss: float, lr: float, tok_s: float, eta_s: float | None) -> None:
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
+        if self.quiet:
+            return
         eta = f"  eta {format_duration(eta_s)}" if eta_s is not None else ""
         log.info(f"step {step}/{self.total}  loss {loss:.4f}  lr {lr:.3g}  {tok_s:,.0f} tok/s{eta}",
                  extra={"progress": True})

@@ -6,6 +6,7 @@ from the embedded Shakespeare corpus prepared once per session into a temp dir.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -46,6 +47,23 @@ def tiny_cfg(data_root):
         return cli.compose([*TINY, f"data.root={data_root}", *overrides])
 
     return make
+
+
+class _PrintLines(logging.Handler):
+    """The run's log lines on sys.stdout as it is at each line (capsys swaps it per test), as a
+    user sees them with no logging configured (records/console.py adds such a handler then)."""
+
+    def emit(self, record):
+        sys.stdout.write(self.format(record) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def run_lines_on_stdout():
+    log = logging.getLogger("hptransfer")
+    handler = _PrintLines()
+    log.addHandler(handler)
+    yield
+    log.removeHandler(handler)
 
 
 def run_cli(*args, cwd=REPO, env=None, timeout=300) -> subprocess.CompletedProcess:

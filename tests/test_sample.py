@@ -87,3 +87,19 @@ def test_no_checkpoint_and_not_a_run_dir_are_one_line_errors(trained, tmp_path, 
             cli.guard(main)(list(args))
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.startswith("error: ") and words in err and err.strip().count("\n") == 0, err
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_an_older_one(trained, tmp_path, capsys):
+    import shutil
+
+    import cli
+    from sample import main
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained, run_dir)
+    state = run_dir / "checkpoints" / "step_000020" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])  # a kill mid-copy
+    with pytest.raises(SystemExit) as e:
+        cli.guard(main)([str(run_dir)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "step_000020 is damaged" in err and "--ckpt step_N" in err and err.count("\n") == 1

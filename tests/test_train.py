@@ -127,3 +127,63 @@ def test_resuming_with_a_different_parameterization_is_refused(tiny_cfg, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: train.resume:") and "start a new run" in err
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step_000010"  # nothing lost
+
+
+def test_without_a_terminal_every_log_step_is_a_line_and_train_log_holds_the_run(data_root, tmp_path):
+    """SLURM, nohup, `make train > log`: tqdm turns its bar off, and the log lines replace it."""
+    out = run_cli("train.py", *TINY, f"data.root={data_root}", f"hydra.run.dir={tmp_path}", "train.progress=true",
+                  "train.steps=10", "train.log_interval=5", "train.eval_interval=10")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"run dir {tmp_path} | cpu fp32 | world size 1 |")
+    assert lines[1].startswith("param=sp m=0.25 r=0.5 (base 128x4) optim=adamw")  # the banner: m and r
+    assert [ln.split()[1] for ln in lines if ln.startswith("step ") and "loss" in ln and "val" not in ln] == ["1/10", "5/10", "10/10"]
+    assert any(ln.startswith("step 10: val loss ") for ln in lines)
+    assert any(ln.startswith("step 10: checkpoint ") for ln in lines)
+    assert lines[-1].startswith(f"done: run dir {tmp_path}  final val loss ")
+    logged = (tmp_path / "train.log").read_text().splitlines()  # Hydra's job log: the same lines, timestamped
+    assert [ln.split("] ", 1)[1] for ln in logged] == lines
+
+
+def test_on_a_terminal_the_bar_replaces_the_step_lines_but_not_the_others():
+    import io
+    import logging
+
+    from records import console
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    handlers = [console.ConsoleHandler(tty), console.ConsoleHandler(pipe)]
+    log = logging.getLogger("hptransfer.test_console")
+    log.propagate, log.level = False, logging.INFO
+    for h in handlers:
+        log.addHandler(h)
+    console._bars.append(object())  # a bar on screen
+    try:
+        log.info("step 5/10  loss 3.0", extra={"progress": True})
+        log.info("step 10: val loss 2.9")
+    finally:
+        console._bars.pop()
+        for h in handlers:
+            log.removeHandler(h)
+    assert tty.getvalue() == "step 10: val loss 2.9\n"  # the bar shows the step; the eval is a line
+    assert pipe.getvalue() == "step 5/10  loss 3.0\nstep 10: val loss 2.9\n"  # a file gets both
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", [["hydra/launcher=submitit_local"], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+def test_hydra_launchers_run_a_two_job_multirun_end_to_end(data_root, tmp_path, launcher):
+    """The job function pickles (submitit, joblib run it in other processes) and each job gets
+    its own run dir with .hydra/, metrics, summary and train.log."""
+    out = run_cli("train.py", "-m", *launcher, *TINY, f"data.root={data_root}", "train.steps=4", "optim.lr=1e-3,2e-3",
+                  f"hydra.sweep.dir={tmp_path}", timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job, lr in zip(jobs, ["0.001", "0.002"]):
+        assert f"optim.lr={lr}" in (job / ".hydra" / "overrides.yaml").read_text()
+        assert json.loads((job / "summary.json").read_text())["steps"] == 4
+        assert "done: run dir" in (job / "train.log").read_text()
