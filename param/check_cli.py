@@ -24,6 +24,11 @@ def _bounds(r: dict) -> str:
     return f"{(lo + hi) / 2:+.2f} ± {(hi - lo) / 2:.2f}"
 
 
+def _band(r: dict) -> str:
+    """The bounds with the seed band, e.g. '+0.00 ± 0.20+0.07'."""
+    return _bounds(r) + (f"+{r['band']:.2f}" if r.get("band") else "")
+
+
 SHOWN = {"PASS": "PASS", "FAIL": "FAIL", "GROWS": "grows as SP should"}
 
 
@@ -33,8 +38,7 @@ def format_verdict(sweep: Sweep, verdict: dict, quantities) -> str:
     if verdict["claims"]:
         lines.append(f"  {'quantity':<14} {'steps':>6} {'slope':>7} {'at':>3}  {'expected + seed band':<19} {'verdict':<18} claim")
     for r in verdict["claims"]:
-        band = f"+{r['band']:.2f}" if r.get("band") else ""
-        lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_bounds(r) + band:<19} "
+        lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_band(r):<19} "
                      f"{SHOWN[r['status']]:<18} {r['text']}")
     overall = verdict["status"]
     if overall == "NO CLAIM":
@@ -80,22 +84,49 @@ def summary(sweep: Sweep, verdict: dict, quantities) -> dict:
     }
 
 
-def loglog_panel(ax, sizes, lines: dict, title: str, xlabel: str) -> None:
-    """One log-log panel, one line per entry of `lines` (label -> values over sizes), μP-library style."""
+STEP_COLORS = "plasma"  # sequential, dark to orange: every step reads on white (viridis ends in pale yellow)
+
+
+def loglog_panel(ax, sizes, lines: dict, title: str, xlabel: str, ylabel: str = "", palette: str = STEP_COLORS) -> None:
+    """One log-log panel, one line per entry of `lines` (label -> values over sizes); the axes
+    are in octaves (log2), labelled with the quantity. palette: a sequential colormap (steps) or
+    a qualitative one such as "tab10" (roles)."""
     import matplotlib as mpl
 
-    colors = mpl.colormaps["viridis"](np.linspace(0, 0.9, max(len(lines), 1)))
+    cmap = mpl.colormaps[palette]
+    n = max(len(lines), 1)
+    colors = cmap(np.arange(n) % cmap.N) if cmap.N <= 20 else cmap(np.linspace(0, 0.8, n))
     for color, (label, values) in zip(colors, lines.items()):
         v = np.asarray(values, dtype=float)
         if np.isfinite(v).any() and (v[np.isfinite(v)] > 0).all():
-            ax.plot(sizes, v, marker="o", ms=3, color=color, label=label)
+            ax.plot(sizes, v, marker="o", ms=3, lw=1.4, color=color, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def octave_ticks(ax, most: int = 8) -> None:
+    """y ticks at whole octaves (2^k, labelled k), every 1, 2, 3... octaves so at most `most` show."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_ylim()
+    if not (lo > 0 and hi > lo):
+        return
+    k0, k1 = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
+    step = max(1, math.ceil((k1 - k0 + 1) / most))
+    ticks = [2.0 ** k for k in range(k0 - k0 % step, k1 + 1, step) if lo <= 2.0 ** k <= hi]
+    if len(ticks) < 2:  # a flat line inside one octave: show its two neighbours
+        ticks = [2.0 ** k0, 2.0 ** k1] if k1 > k0 else [2.0 ** (k0 - 1), 2.0 ** (k0 + 1)]
+        ax.set_ylim(min(lo, ticks[0]), max(hi, ticks[-1]))
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{math.log2(v):g}"))
 
 
 def save_figure(fig, path: Path) -> None:
@@ -203,17 +234,21 @@ def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
 # (the μP family claims flatness in width, SP growth), the depth check for those with a depth rule
 # (and SP). (label, axis, overrides); the axis's sizes are set here, everything else is the protocol.
 WIDTH_SIZES, DEPTH_SIZES = "check.sizes=[64,128,256,512]", "check.sizes=[2,4,8,16,32]"
-PARAMS = (
-    ("sp", ["param=sp"], True), ("mup", ["param=mup"], False), ("depth_mup", ["param=depth_mup"], True),
-    ("completep", ["param=completep"], True), ("spectral k=1", ["param=spectral", "param.block_depth=1"], True),
-    ("spectral k>=2", ["param=spectral", "param.block_depth=2"], True), ("abc (μP preset)", ["param=abc", "param.preset=mup"], False),
-    ("mup, zero readout", ["param=mup", "param.zero_readout=true"], False),
+PARAMS = (  # (label, overrides, also checked in depth, embeddings)
+    ("sp", ["param=sp"], True, (True, False)), ("mup", ["param=mup"], False, (True, False)),
+    ("depth_mup", ["param=depth_mup"], True, (True, False)), ("completep", ["param=completep"], True, (True, False)),
+    ("spectral k=1", ["param=spectral", "param.block_depth=1"], True, (True, False)),
+    ("spectral k>=2", ["param=spectral", "param.block_depth=2"], True, (True, False)),
+    ("abc (μP preset)", ["param=abc", "param.preset=mup"], False, (True, False)),  # tied: refused, and the table says why
+    # TP5's zero readout, an untied-only option: the untied rows above without the random readout
+    ("mup, zero readout", ["param=mup", "param.zero_readout=true"], False, (False,)),
+    ("completep, zero readout", ["param=completep", "param.zero_readout=true"], True, (False,)),
 )
 MATRIX = [
     (label, axis, [*params, f"model.tie_embeddings={str(tied).lower()}", "check.axis=" + axis,
                    WIDTH_SIZES if axis == "width" else DEPTH_SIZES])
-    for axis in ("width", "depth") for label, params, in_depth in PARAMS if axis == "width" or in_depth
-    for tied in (True, False)
+    for axis in ("width", "depth") for label, params, in_depth, ties in PARAMS if axis == "width" or in_depth
+    for tied in ties
 ]
 
 
@@ -231,22 +266,21 @@ def run_matrix(tool, name: str, overrides: list[str], matrix) -> list[dict]:
             continue
         worst = _worst_claim(verdict)
         rows.append({**row, "status": verdict["status"], "sizes": ",".join(map(str, sweep.sizes)), "seeds": len(sweep.seeds),
-                     "worst": "" if worst is None else f"{worst['quantity']} {worst['slope']:+.2f} at step {worst['step']} ({_bounds(worst)})"})
+                     "worst": "" if worst is None else f"{worst['quantity']} {worst['slope']:+.2f} at step {worst['step']} ({_band(worst)})"})
     return rows
 
 
 def _worst_claim(verdict: dict) -> dict | None:
-    """A failing claim if any, else the claim closest to its bound (flat claims only)."""
+    """The claim furthest outside its band if one fails, else the one closest to its band's edge."""
     rows = verdict["claims"]
     if not rows:
         return None
-    bad = [r for r in rows if r["status"] == "FAIL"]
-    if bad:
-        return bad[0]
 
-    def margin(r):
-        lo, hi, s = r["lo"], r["hi"], r["slope"]
-        return min(s - lo if lo != -math.inf else math.inf, hi - s if hi != math.inf else math.inf)
+    def margin(r):  # < 0: outside by that much; NaN slopes are the furthest out
+        lo, hi, s, b = r["lo"], r["hi"], r["slope"], r.get("band", 0.0)
+        if not math.isfinite(s):
+            return -math.inf
+        return min(s - lo + b if lo != -math.inf else math.inf, hi + b - s if hi != math.inf else math.inf)
 
     return min(rows, key=margin)
 

@@ -1,6 +1,6 @@
 """What the parameterization checks share (`python -m param.coord_check`, `param.spectral_check`):
 compose the check config (conf/check/coord.yaml), sweep one size axis, fit log2-log2 slopes and
-judge them against the spec's claims (spec §8). param/check_cli.py writes the files, draws the
+judge them against the parameterization's claims (docs/coord_check.md). param/check_cli.py writes the files, draws the
 figures and prints the verdict.
 
 A check module provides `QUANTITIES`, `steps(cfg)` (the steps it records), `measure(cfg, seed)`
@@ -22,7 +22,7 @@ import cli
 
 AXES = {"width": "model.width", "depth": "model.depth"}
 EXPECTS = ("mup", "sp", "none")
-# the claim a parameterization makes (spec §8.4-§8.6): the μP family is flat in width; depth claims
+# the claim a parameterization makes: the μP family is flat in width; depth claims
 # follow its branch exponent alpha (param/rules.py); SP is expected to grow
 FAMILY = {"sp": "sp", "mup": "mup", "depth_mup": "mup", "completep": "mup", "spectral": "mup"}
 ABC_FAMILY = {"sp": "sp", "mup": "mup"}  # Everett's presets; ntk and mfp make no claim here
@@ -293,7 +293,13 @@ def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool]:
     """(step, slope, band, ok) at the step furthest outside [lo - band, hi + band] (or closest
     to leaving it); band = z·slope_se at that step (0 for growth claims)."""
     steps = list(c.steps) or [_last(sweep, c.quantity)]
-    found = [(t, slope(sweep, c.quantity, t), 0.0 if c.grows else z * slope_se(sweep, c.quantity, t)) for t in steps]
+    rows = sweep.mean[c.quantity]
+    # a step where the quantity is exactly 0 at every size (a zero readout passes no gradient back,
+    # so nothing moves in step 1) has nothing to scale: a flatness claim holds there vacuously
+    live = [t for t in steps if c.grows or not (rows[sweep.steps.index(t)] == 0).all()]
+    if not live:
+        return steps[0], 0.0, 0.0, True
+    found = [(t, slope(sweep, c.quantity, t), 0.0 if c.grows else z * slope_se(sweep, c.quantity, t)) for t in live]
 
     def outside(tsb):  # > 0: outside the widened band, by that much; NaN counts as furthest out
         _, s, b = tsb

@@ -4,7 +4,7 @@
     python -m param.spectral_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
     python -m param.spectral_check param=sp --json
 
-For each matrix, ‖W‖_R = √(n_in/n_out)·σ_max(W) (spec §1; n_in, n_out as the tensor is used in
+For each matrix, ‖W‖_R = √(n_in/n_out)·σ_max(W) (the spectral paper's §2.1; n_in, n_out as the tensor is used in
 the forward pass: the table's fan_in, fan_out), σ_max by power iteration from a seeded start
 (`check.power_iters` steps), times the tensor's forward multiplier (the table's `multiplier`:
 α_out for the readout, the residual-branch α_l for the out-projections). Recorded per role,
@@ -14,8 +14,8 @@ averaged over blocks:
 - dW.<role> for ΔW = W_1 − W_0, one optimizer step on the protocol's first batch (step 1).
 
 With tied embeddings, wte is measured twice: as the embedding (n_in = vocab, n_out = width,
-α_in) and as the readout (n_in = width, n_out = vocab, α_out). The verdict judges spec §8.3 and
-§8.6; see `claims`. Settings: conf/check/coord.yaml (train.steps is not used: one step).
+α_in) and as the readout (n_in = width, n_out = vocab, α_out). The verdict judges the claims in
+`claims`. Settings: conf/check/coord.yaml (train.steps is not used: one step).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from param import check_cli, checks
 ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
 QUANTITIES = tuple(f"{kind}.{role}" for kind in ("W", "dW") for role in ROLES)
 BRANCH_IN, BRANCH_OUT = ("attn_qkv", "mlp_in"), ("attn_out", "mlp_out")
-# Slope of a hidden ‖ΔW‖_R in width under SP, per optimizer (spec §8.6). Entrywise-normalised
+# Slope of a hidden ‖ΔW‖_R in width under SP, per optimizer (spectral paper Eqs. 9, 17, 21). Entrywise-normalised
 # (sign-like) updates have ‖ΔW‖_2 ≈ η√(n_in·n_out), so ‖ΔW‖_R ≈ η·n_in. An optimizer without a
 # row gets no SP update claim.
 SP_UPDATE_SLOPE = {"adamw": 1.0, "adam": 1.0, "lion": 1.0, "adam_atan2": 1.0,
@@ -59,7 +59,7 @@ def sigma_max(a: torch.Tensor, iters: int, generator: torch.Generator) -> float:
 
 
 def rms_norm(a: torch.Tensor, fan_in: int, fan_out: int, iters: int, generator: torch.Generator) -> float:
-    """‖A‖_R = √(n_in/n_out)·σ_max(A): the largest ratio of output RMS to input RMS (spec §1)."""
+    """‖A‖_R = √(n_in/n_out)·σ_max(A): the largest ratio of output RMS to input RMS (spectral paper §2.1)."""
     return math.sqrt(fan_in / fan_out) * sigma_max(a, iters, generator)
 
 
@@ -96,7 +96,7 @@ def measure(cfg, seed: int) -> dict[str, list[float]]:
 
 
 def claims(cfg, family: str, alpha: float | None) -> list[checks.Claim]:
-    """What is asserted (spec §8.3, §8.6), with tol = check.tolerance and g = check.grow_min:
+    """What is asserted, with tol = check.tolerance and g = check.grow_min:
 
     width, μP family: W.<hidden> and dW.<hidden> slope 0 ± tol (‖W‖_R = 2σ√d_base for a square
         matrix at σ/√m; ‖ΔW‖_R = Θ(1) is the spectral condition every optimizer map aims at);
@@ -115,37 +115,39 @@ def claims(cfg, family: str, alpha: float | None) -> list[checks.Claim]:
     sp_update = SP_UPDATE_SLOPE.get(cfg.optim.name)
     if cfg.check.axis == "width":
         if family == "mup":
-            out = [checks.flat(f"{k}.{r}", 0.0, tol, "‖W‖_R, ‖ΔW‖_R flat in width (spec §8.3, §8.6)") for k in ("W", "dW") for r in HIDDEN_ROLES]
-            return out + [checks.Claim(f"{k}.readout", -math.inf, tol, "α_out·‖W_out‖_R = O(1) (spec §8.3, §8.6)") for k in ("W", "dW")]
+            out = [checks.flat(f"{k}.{r}", 0.0, tol, "‖W‖_R, ‖ΔW‖_R flat in width (spectral paper Cond. 3.1, Eq. 6)") for k in ("W", "dW") for r in HIDDEN_ROLES]
+            return out + [checks.Claim(f"{k}.readout", -math.inf, tol, "α_out·‖W_out‖_R = O(1) (spectral paper Cond. 3.1)") for k in ("W", "dW")]
         if family == "sp":
-            out = [checks.grows(f"W.{r}", "SP: ‖W‖_R ∝ √width (spec §8.3)", 0.5 - tol, 0.5 + tol) for r in HIDDEN_ROLES]
-            out.append(checks.grows("W.readout", "SP: α_out·‖W_out‖_R grows (spec §8.3)", g))
+            out = [checks.grows(f"W.{r}", "SP: ‖W‖_R ∝ √width (σ fixed)", 0.5 - tol, 0.5 + tol) for r in HIDDEN_ROLES]
+            out.append(checks.grows("W.readout", "SP: α_out·‖W_out‖_R grows (σ fixed, no 1/m)", g))
             if sp_update is not None:
-                text = f"SP: {cfg.optim.name}'s ‖ΔW‖_R ∝ width^{sp_update:g} (spec §8.6)"
+                text = f"SP: {cfg.optim.name}'s ‖ΔW‖_R ∝ width^{sp_update:g} (spectral paper Eqs. 9, 17, 21)"
                 out += [checks.grows(f"dW.{r}", text, sp_update - tol, sp_update + tol) for r in HIDDEN_ROLES]
             return out
         return []
     if family == "sp":
-        text = "SP: no 1/L, so r·α·‖ΔW‖_R grows ∝ r (spec §8.6)"
+        text = "SP: no 1/L, so r·α·‖ΔW‖_R grows ∝ r (Cond. 3.1 C2.2)"
         return [checks.grows(f"dW.{r}", text, -tol, tol) for r in BRANCH_OUT] if sp_update is not None else []
     if family != "mup" or alpha is None:
         return []
-    out = [checks.flat(f"W.{r}", 0.0, tol, "init has no depth factor (spec §2.1)") for r in BRANCH_IN]
-    out += [checks.flat(f"W.{r}", -alpha, tol, f"α_l·‖W‖_R ∝ L^-{alpha:g}, the branch multiplier (spec §2.5)") for r in BRANCH_OUT]
-    out += [checks.flat(f"dW.{r}", alpha - 1.0, tol, f"‖ΔW‖_R ∝ L^{alpha - 1:g}, the LR's depth factor (spec §2.2)") for r in BRANCH_IN]
-    return out + [checks.flat(f"dW.{r}", -1.0, tol, "r·α_l·‖ΔW‖_R flat (spec §8.6; Cond. 3.1 C2.2, B.1)") for r in BRANCH_OUT]
+    out = [checks.flat(f"W.{r}", 0.0, tol, "init has no depth factor (spectral paper App. D)") for r in BRANCH_IN]
+    out += [checks.flat(f"W.{r}", -alpha, tol, f"α_l·‖W‖_R ∝ L^-{alpha:g}, the branch multiplier (Cond. 3.1 / B.1)") for r in BRANCH_OUT]
+    out += [checks.flat(f"dW.{r}", alpha - 1.0, tol, f"‖ΔW‖_R ∝ L^{alpha - 1:g}, the LR's depth factor (spectral paper Tables 6, 12)") for r in BRANCH_IN]
+    return out + [checks.flat(f"dW.{r}", -1.0, tol, "r·α_l·‖ΔW‖_R flat (Cond. 3.1 C2.2, B.1)") for r in BRANCH_OUT]
 
 
 def plot(sweep: checks.Sweep, quantities, out) -> None:
-    """W.png (at init) and dW.png (first update): α·‖·‖_R against size, one line per role."""
+    """W.png (at init) and dW.png (first update): log2 of α·‖·‖_R against size, one line per role."""
     plt = check_cli.pyplot()
     for kind, step, what in (("W", 0, "α·‖W‖_R at init"), ("dW", 1, "α·‖ΔW‖_R after one step")):
         lines = {q.split(".", 1)[1]: sweep.mean[q][step] for q in quantities if q.startswith(kind + ".") and q in sweep.mean}
         if not lines:
             continue
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
-        check_cli.loglog_panel(ax, sweep.sizes, lines, what, "width" if sweep.axis == "width" else "depth L")
-        ax.legend(fontsize=6)
+        fig, ax = plt.subplots(figsize=(5.4, 3.4), layout="constrained")
+        check_cli.loglog_panel(ax, sweep.sizes, lines, what, "width" if sweep.axis == "width" else "depth L",
+                               f"log2 {what.split(' ')[0]}", palette="tab10")
+        check_cli.octave_ticks(ax)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=6)
         fig.suptitle(sweep.title.split(": ", 1)[-1].rsplit(" sizes=", 1)[0], fontsize=7)
         check_cli.save_figure(fig, out / f"{kind}.png")
         plt.close(fig)
@@ -154,12 +156,16 @@ def plot(sweep: checks.Sweep, quantities, out) -> None:
 def plot_compare(sweeps, quantities, path) -> None:
     """A column per parameterization, a row per kind (W, dW), one line per role."""
     plt = check_cli.pyplot()
-    fig, axes = plt.subplots(2, len(sweeps), figsize=(3.6 * len(sweeps), 5.6), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(2, len(sweeps), figsize=(3.6 * len(sweeps) + 1.2, 5.6), squeeze=False, sharey="row", layout="constrained")
     for col, (name, sweep) in enumerate(sweeps):
         for row, (kind, step) in enumerate((("W", 0), ("dW", 1))):
             lines = {q.split(".", 1)[1]: sweep.mean[q][step] for q in quantities if q.startswith(kind + ".") and q in sweep.mean}
-            check_cli.loglog_panel(axes[row][col], sweep.sizes, lines, f"{name}: α·‖{'Δ' if kind == 'dW' else ''}W‖_R", sweep.axis)
-    axes[0][-1].legend(fontsize=6)
+            norm = f"α·‖{'Δ' if kind == 'dW' else ''}W‖_R"
+            check_cli.loglog_panel(axes[row][col], sweep.sizes, lines, f"{name}: {norm}", sweep.axis,
+                                   f"log2 {norm}" if col == 0 else "", palette="tab10")
+    for row in axes:
+        check_cli.octave_ticks(row[0])
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right center", fontsize=6)
     check_cli.save_figure(fig, path)
     plt.close(fig)
 

@@ -1,6 +1,6 @@
 """The checks of a parameterization are claims, and each can fail: coordinate checks in width and
-depth (spec §8.4, §8.5), spectral norms of weights and first updates (spec §8.3, §8.6), and the
-training diagnostics (spec §6.1, §6.2, §8.10).
+depth (TP5; the spectral paper, arXiv 2603.00541, Fig. 1a,b), spectral norms of weights and first
+updates (its Cond. 3.1), and the training diagnostics (Kosson et al., arXiv 2510.19093; Everett et al.'s ε).
 
 Shapes are tiny (width 32..128 at depth 2, or depth 2..8 at width 32; 3-4 steps; 2 seeds), so
 the slopes are noisier than the tool's defaults (width 64..512, 10 steps, 3 seeds: μP's worst
@@ -128,6 +128,10 @@ def test_a_zero_readout_is_flat_even_where_its_values_are_exactly_zero(check):
     assert (sweep.mean["logits"][0] == 0).all() and (sweep.mean["attn_update"][1] == 0).all()
     assert checks.slope(sweep, "logits", 0) == 0.0
     assert verdict["status"] == "PASS", check_cli.format_verdict(sweep, verdict, coord_check.QUANTITIES)
+    # in depth too: the step-1 updates are 0 at every depth, which says nothing against L·‖α ΔF‖_R flat
+    _, v_depth = check(coord_check, "param=completep", "model.tie_embeddings=false", "param.zero_readout=true",
+                       "check.quantities=[attn_update]", *DEPTH)
+    assert claim(v_depth, "attn_update")["status"] == "PASS"
 
 
 def test_the_seed_band_widens_a_flat_claim_by_the_slopes_standard_error(check):
@@ -170,8 +174,8 @@ def test_weight_and_update_norms_are_flat_in_width_under_mup_and_grow_under_sp(c
 
 
 def test_muon_kimi_update_norm_is_0_2_lr_sqrt_max_fan_so_flat_under_mup_and_sqrt_width_under_sp(check):
-    """Muon-Kimi: ‖ΔW‖_2 = 0.2·η_l·√max(n_in, n_out) (spec §8.6), so ‖ΔW‖_R ∝ √n under SP (η) and
-    flat under μP (η/√m, spec §2.4)."""
+    """Muon-Kimi: ‖ΔW‖_2 = 0.2·η_l·√max(n_in, n_out) (the spectral paper's Eq. 9), so ‖ΔW‖_R ∝ √n under SP (η) and
+    flat under μP (η/√m, its Table 4 with r = 1)."""
     mup, v_mup = check(spectral_check, "param=mup", "optim=muon_kimi", "optim.weight_decay=0", *WIDTH)
     sp, v_sp = check(spectral_check, "param=sp", "optim=muon_kimi", "optim.weight_decay=0", *WIDTH)
     assert v_mup["status"] == "PASS" and v_sp["status"] == "GROWS"
@@ -235,10 +239,11 @@ def test_verdict_matrix_runs_each_configuration_and_prints_a_markdown_table(data
     table = check_cli.matrix_table(rows, markdown=True).splitlines()
     assert table[0].startswith("| param | embeddings | axis |") and len(table) == 4
     assert table[2].startswith("| mup | untied | width | 32,64,128 | 2 | PASS |")
-    labels = {(label, axis) for label, axis, _ in check_cli.MATRIX}
-    for p in ("sp", "mup", "depth_mup", "completep", "spectral k=1", "spectral k>=2"):
-        assert (p, "width") in labels  # every parameterization gets a width verdict, tied and untied
-    assert sum(1 for _, _, o in check_cli.MATRIX if "model.tie_embeddings=false" in o) == len(check_cli.MATRIX) // 2
+    rows = {(label, axis, "model.tie_embeddings=true" in o) for label, axis, o in check_cli.MATRIX}
+    for p in ("sp", "mup", "depth_mup", "completep", "spectral k=1", "spectral k>=2", "abc (μP preset)"):
+        assert {(p, "width", True), (p, "width", False)} <= rows  # every parameterization, tied and untied
+    for p in ("sp", "depth_mup", "completep", "spectral k=1", "spectral k>=2"):
+        assert {(p, "depth", True), (p, "depth", False)} <= rows  # and in depth where it has a depth rule
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -274,10 +279,10 @@ def test_diagnostics_log_the_weight_decay_quantities_and_change_nothing(tiny_cfg
             assert set(m) == {"rel_update", "rel_update_eq", "weight_rms", "rrc", "align_ratio", "eps_frac"}
             assert all(isinstance(v, float) and math.isfinite(v) for v in m.values()), m
             assert 0 < m["rel_update"] < 1 and 0 < m["rrc"] < 1 and 0 < m["weight_rms"] < 1
-            assert 0.1 < m["align_ratio"] < 50  # α_ΔW/α_W: ≈ √C early in training (spec §6.1), C = 32 or 128 here
+            assert 0.1 < m["align_ratio"] < 50  # α_ΔW/α_W: ≈ √C early in training (Kosson et al.), C = 32 or 128 here
             assert 0 <= m["eps_frac"] <= 1
         layer = {k.rsplit("/", 1)[1]: v for k, v in r.items() if k.startswith("diag/blocks.1.mlp.fc.weight/")}
-        assert layer["align_ratio"] == pytest.approx(layer["rrc"] / layer["rel_update"])  # spec §6.1
+        assert layer["align_ratio"] == pytest.approx(layer["rrc"] / layer["rel_update"])  # Kosson et al.'s definition
     # √(2·η_t·λ) from the step's LR (cosine schedule) and λ = 0.1 (hidden wd under SP)
     lr10 = next(r["lr"] for r in rec_on if r["step"] == 10 and "lr" in r)
     assert diag[1]["diag/mlp_in/rel_update_eq"] == pytest.approx(math.sqrt(2 * lr10 * 0.1))
