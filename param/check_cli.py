@@ -190,6 +190,10 @@ def check_one(tool, overrides: list[str], name: str) -> tuple:
 
 def main(tool, name: str, argv: list[str]) -> int:
     """The shared command line of the checks; exit code 0 unless a claim fails (1)."""
+    if "--help" in argv or "-h" in argv:
+        print((tool.__doc__ or "").strip())
+        print(f"\nflags: {', '.join(USAGE_FLAGS)}; overrides: any config key, e.g. check.sizes=[64,128,256] check.seeds=[1,2,3]")
+        return 0
     overrides, flags = parse(argv)
     if "--matrix" in flags:
         rows = run_matrix(tool, name, overrides, MATRIX)

@@ -4,6 +4,7 @@
     python -m param.coord_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
     python -m param.coord_check param=sp --json          # {"slopes": {...}, "verdict": {...}}
     python -m param.coord_check --compare sp,mup check.quantities=[h_L,logits] --figure docs/x.png
+    python -m param.coord_check --matrix --markdown      # every parameterization x tied/untied: the README table
 
 The protocol is the spectral paper's (Zheng et al., arXiv 2603.00541, §5 and Fig. 1a,b; conf/check/coord.yaml): train `train.steps`
 steps (10) on Shakespeare windows and, before the first step and after each one, run a fixed

@@ -211,6 +211,12 @@ def test_coord_check_writes_csv_json_and_one_png_per_quantity(data_root, tmp_pat
     assert rows[0] == "axis,size,step,quantity,mean,std,seeds" and any(",attn.1," in r for r in rows)
 
 
+def test_help_prints_the_protocol_and_the_flags(capsys):
+    assert check_cli.main(coord_check, "coord_check", ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Coordinate check" in out and "--matrix" in out and "check.seeds" in out
+
+
 def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):
     proc = run_cli("-m", "param.spectral_check", f"data.root={data_root}", *FAST, "check.seeds=[1]", "param=mup", *WIDTH,
                    "--json", "--no-plot", "--out", str(tmp_path))
