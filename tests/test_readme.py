@@ -68,6 +68,8 @@ def run(cmd: str) -> subprocess.CompletedProcess:
     if argv[0] == "python":
         argv[0] = sys.executable
     env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "200"}  # argparse wraps usage at the terminal width
+    for key in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):  # under `make test`: a user's top-level make, not make[1]
+        env.pop(key, None)
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
