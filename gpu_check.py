@@ -167,6 +167,9 @@ def run_in_process(ck: Check, name: str, *overrides: str) -> tuple[dict, Path]:
     from train import run
 
     run_dir = ck.work / name
+    free_memory()
+    if ck.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(ck.device)  # the run's summary reports the peak since this
     summary = run(cli.compose([*run_overrides(ck), *overrides]), run_dir)
     free_memory()
     return summary, run_dir
@@ -180,7 +183,10 @@ def torchrun(ck: Check, run_dir: Path, *overrides: str, timeout: float) -> subpr
         env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ck.ranks}", "train.py",
            *run_overrides(ck), "dist=fsdp2", *overrides, f"hydra.run.dir={run_dir}"]
-    out = subprocess.run(cmd, cwd=cli.REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        out = subprocess.run(cmd, cwd=cli.REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"torchrun x{ck.ranks} did not finish in {timeout:.0f} s ({run_dir.name})") from None
     (ck.work / f"{run_dir.name}.log").write_text(out.stdout + out.stderr)
     return out
 
@@ -344,7 +350,7 @@ def part_gpt2_124m(ck: Check) -> dict:
     for name, m in out["models"].items():
         if name != "reference":
             m["vs_reference"] = round(ref / m["ms_per_step"], 3)  # > 1: faster than the reference
-    del steps
+    del steps, r, fn
     free_memory()
     bad = [n for n, m in out["models"].items() if not math.isfinite(m["loss"])]
     head = out["models"][f"project_{s.params[0]}"]
@@ -540,8 +546,9 @@ def part_resume(ck: Check) -> dict:
 def count_syncs(events, cpu_optimizer: bool) -> tuple[dict[int, Counter], Counter]:
     """Host syncs per optimizer step from profiler events (name, start, end): a step runs from its
     MARK to the next one, its log / eval / checkpoint work included. With `cpu_optimizer`, syncs
-    inside torch's optimizer step are counted apart: on CPU torch's foreach AdamW reads its CPU
-    step counters with .item() (train.py uses fused AdamW on CUDA, whose counters live on the device)."""
+    inside torch's optimizer step are counted apart: on CPU torch's AdamW (fused or foreach) reads
+    each tensor's step counter, a host tensor, with item(); on CUDA the fused kernel reads it on
+    the device."""
     marks = sorted((start, int(name[len(MARK):])) for name, start, _ in events if name.startswith(MARK))
     starts = [m[0] for m in marks]
     opt = [(a, b) for name, a, b in events if cpu_optimizer and name.startswith("Optimizer.step#")]
@@ -601,7 +608,7 @@ def part_host_sync(ck: Check) -> dict:
            "inside_cpu_optimizer_per_step": {k: v / cfg.train.steps for k, v in in_opt.items()}}
     figures = f"{len(quiet)} quiet steps: {sum(quiet.values())} syncs; {len(logged)} log/eval/ckpt steps: {min(logged.values(), default=0)}-{max(logged.values(), default=0)} each"
     if in_opt:
-        figures += f" (CPU AdamW's own counter reads, {sum(in_opt.values()) // cfg.train.steps}/step, counted apart)"
+        figures += f" (torch's CPU AdamW reading its step counters: {sum(in_opt.values()) // cfg.train.steps}/step, counted apart)"
     if len(per_step) != cfg.train.steps or not quiet:
         return {"result": "FAIL", "reason": f"saw {len(per_step)} of {cfg.train.steps} steps in the profile", **out}
     if not all(logged.values()):
@@ -642,14 +649,24 @@ def device_name(device: torch.device) -> str:
 
 def check(small: bool, skip: set[str], work: Path, data_root: str | None = None, echo=print) -> dict:
     ck = make_check(small, work, data_root)
+    threads = torch.get_num_threads()
     if ck.device.type == "cpu":
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # light on a shared CPU; the torchrun ranks get OMP_NUM_THREADS=1
+    try:
+        return _check(ck, skip, echo)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(ck: Check, skip: set[str], echo) -> dict:
     head = {"mode": "small" if ck.small else "full", "label": CPU_LABEL if ck.device.type == "cpu" else None,
             "device": device_name(ck.device), "device_type": ck.device.type, "torch": torch.__version__,
             "cuda": torch.version.cuda, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "budget_s": SMALL_BUDGET_S if ck.small else sum(BUDGET_S.values()), "tolerances": {"bf16_vs_fp32": TOL_BF16,
             "resume_first_step_cuda": TOL_FIRST, "resume_later_steps_cuda": TOL_BF16, "resume_cpu": 0.0}}
     echo(f"gpu-check on {head['device']}, torch {head['torch']}, {head['mode']} mode" + (f": {CPU_LABEL}" if head["label"] else ""))
+    if set(PARTS) - skip - {"gpu_tests"}:
+        prepared_data(ck)  # GPT-2 BPE Shakespeare (~2 s once); a missing corpus is one line here
     t0, parts = time.perf_counter(), {}
     for i, name in enumerate(PARTS, 1):
         if name in skip:

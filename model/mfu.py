@@ -14,7 +14,9 @@ import torch
 
 # device-name substring -> {dtype: peak FLOP/s}; the first match wins (more specific first)
 PEAKS = [
+    ("H200 NVL", {"bf16": 835.5e12, "fp16": 835.5e12, "fp32": 417.5e12}),  # H200 NVL datasheet: 1,671 / 835 TFLOPS with sparsity, halved
     ("H200", {"bf16": 989e12, "fp16": 989e12, "fp32": 494e12}),  # H200 SXM datasheet (same SM as H100 SXM)
+    ("H100 NVL", {"bf16": 835.5e12, "fp16": 835.5e12, "fp32": 417.5e12}),  # H100 NVL datasheet: 1,671 / 835 TFLOPS with sparsity, halved
     ("H100 PCIe", {"bf16": 756e12, "fp16": 756e12, "fp32": 378e12}),  # H100 PCIe datasheet
     ("H100", {"bf16": 989e12, "fp16": 989e12, "fp32": 494e12}),  # H100 SXM datasheet (TF32 dense)
     ("A100", {"bf16": 312e12, "fp16": 312e12, "fp32": 156e12}),  # A100 datasheet (TF32 dense)
