@@ -48,7 +48,7 @@ test: setup ## run the fast test suite (slow and GPU tests are skipped)
 test-all: setup ## run every test, the slow ones included
 	$(PY) -m pytest -q $(ARGS)
 
-bench: setup ## time training steps (eager and compiled) for a few shapes; writes bench_results/
+bench: setup ## the training step against a plain PyTorch GPT-2 step, per shape and param; writes bench_results/
 	$(PY) bench.py $(ARGS)
 
 gpu-check: setup ## the GPU path in one report (<= 8 min on one GPU); without CUDA a CPU dry run (~2 min)

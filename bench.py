@@ -1,23 +1,35 @@
-"""`make bench`: time full training steps (forward, backward, clip, AdamW with the param
-table's groups) for a few shapes on this device, eager and compiled; write a JSON file.
+"""`make bench`: the project's training step against a plain PyTorch GPT-2 step, side by side.
 
-    python bench.py                          # default shapes, eager + compiled
-    python bench.py --no-compile --steps 5   # quicker
-    python bench.py --shapes 128x4 256x4 --vocab 50304 --context 256 --batch 8
+    python bench.py                                # 128x4, 256x4, 512x4; fp32 and bf16 on CPU
+    python bench.py --shapes 128x4 --dtypes fp32 --rounds 7
+    python bench.py --compile                      # torch.compile per block, as train.compile=true does
+    python bench.py --quick                        # a tiny shape, one round: does it run end to end
 
-Also reports what the per-tensor param groups cost: the optimizer step with the table's groups
-against the same step with all tensors in one group (the bar: at most 2% of a training step),
-fp32 against bf16 autocast where asked (default on CUDA), and one process against FSDP2 on 2
-ranks (whole `train.py` runs, their summary's tok/s; on CPU the 2 ranks get 1 thread each).
-Speed targets live here, never in timed unit tests.
+For each shape and dtype one process builds the reference (model/reference.py: nanoGPT's
+architecture, one AdamW with weight decay on matrices, no table, no multipliers) and the project's
+step for each parameterization (GPT + param table + its AdamW groups + clipping, the work
+train.py's hot loop does per step), on the same batch, and times them in interleaved rounds
+(within a round one step of the reference, then one of sp, mup, spectral, and again, the order
+rotated from round to round). Per round, ratio = reference ms / project ms (> 1: the project
+is faster); the table shows the median over rounds and its spread (half the range of the rounds,
+the lowest and highest left out). Interleaving step by step makes the ratio robust to a machine
+whose load drifts; absolute ms are not.
+
+Also kept: what the per-tensor param groups cost (the project's optimizer step against the same
+step with every tensor in one group, as % of a training step), and `--dist`: one process
+against FSDP2 on 2 ranks (whole train.py runs, their summary's tok/s). Speed targets live
+here, never in timed unit tests. JSON: bench_results/bench-<device>-<time>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,10 +42,13 @@ import torch
 import cli
 from model import GPT, flops_per_token
 from model.mfu import mfu, peak_flops
-from optim import build_optimizer, lr_factor, set_lr
+from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
+from optim import build_optimizer, make_schedule
 from param import apply_init, build_table, model_config
 
 CHAR_VOCAB, BPE_VOCAB = 128, 50304  # 84 Shakespeare chars and 50257 GPT-2 tokens, padded to 64
+PARAMS = ("sp", "mup", "spectral")
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def _sync(device):
@@ -41,65 +56,187 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def bench_shape(width, depth, vocab, context, batch, steps, compile_, device, dtype, param) -> dict:
-    cfg = cli.compose([f"param={param}", f"model.width={width}", f"model.depth={depth}", f"model.context={context}",
-                       f"model.vocab_size={vocab}", "model.vocab_multiple=1", "model.head_dim=64", "param.base_width=64", "param.base_depth=2"])
-    table = build_table(cfg, vocab)
-    torch.manual_seed(0)
-    model = GPT(model_config(cfg.model, vocab), table.scales())
-    apply_init(model, table)
-    model.to(device)
-    opt = build_optimizer(cfg, model, table, device.type)
-    fwd = torch.compile(model) if compile_ else model
-    x = torch.randint(0, vocab, (batch, context), device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    params = list(model.parameters())
+def _autocast(device, dtype: str):
+    """As train.py: autocast for bf16, nothing at all for fp32."""
+    return torch.autocast(device.type, dtype=DTYPES[dtype]) if DTYPES[dtype] else contextlib.nullcontext()
 
-    def step(i):
-        set_lr(opt, lr_factor(i, 1000, cfg.schedule))
-        with autocast:
-            _, loss = fwd(x, x)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
 
-    t = time.perf_counter()
-    step(0)  # first step: compile / allocator warm-up
-    _sync(device)
-    first = time.perf_counter() - t
-    for i in range(2):
-        step(i + 1)
-    _sync(device)
-    t = time.perf_counter()
-    for i in range(steps):
-        step(i + 3)
-    _sync(device)
-    ms = (time.perf_counter() - t) / steps * 1e3
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
-    # optimizer step alone: the table's groups vs one group over the same tensors
+
+def device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{_cpu_name()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}"
+
+
+class ProjectStep:
+    """train.py's hot loop, one optimizer step at grad_accum=1, at a non-logging step: the
+    schedule sets every group's lr, forward under the run's autocast, the loss joins the running
+    sum, (loss / grad_accum).backward() through the (disabled) GradScaler, the clip, the
+    optimizer step, zero_grad(set_to_none=True). The batch comes from outside (the same for the
+    reference), so data loading is timed for neither."""
+
+    def __init__(self, cfg, vocab: int, device, dtype: str, compile_: bool):
+        self.cfg, self.table = cfg, build_table(cfg, vocab)
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(model_config(cfg.model, vocab), self.table.scales())
+        apply_init(self.model, self.table)
+        self.model.to(device)
+        if compile_:  # dist.parallelize with train.compile=true: one compiled module per block
+            for block in self.model.blocks:
+                block.compile()
+        self.optimizer = build_optimizer(cfg, self.model, self.table, device.type)
+        self.schedule = make_schedule(cfg, self.table)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=False)  # train.py: enabled for fp16 only
+        self.autocast = _autocast(device, dtype)
+        self.params = list(self.model.parameters())
+        self.loss_sum, self.n_sum, self.step_i = torch.zeros((), device=device), 0, 0
+        self.grad_accum, self.grad_clip = int(cfg.train.grad_accum), float(cfg.train.grad_clip)
+        self.foreach = True
+
+    def __call__(self, x, y):
+        self.schedule.apply(self.optimizer, self.step_i % self.schedule.total)
+        with self.autocast:
+            _, loss = self.model(x, y)
+        self.loss_sum += loss.detach().float() / self.grad_accum
+        self.scaler.scale(loss / self.grad_accum).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=self.foreach)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.n_sum += 1
+        self.step_i += 1
+        if self.n_sum == 10:  # train.py zeroes the window at each log step (its .item() is left out)
+            self.loss_sum.zero_()
+            self.n_sum = 0
+        return loss.detach()
+
+
+def project_config(param: str, width: int, depth: int, vocab: int, context: int, batch: int):
+    return cli.compose([f"param={param}", f"model.width={width}", f"model.depth={depth}", f"model.context={context}",
+                        f"model.vocab_size={vocab}", "model.vocab_multiple=1", "model.head_dim=64",
+                        "param.base_width=64", "param.base_depth=2", f"train.batch_size={batch}"])
+
+
+def make_reference(cfg, vocab: int, device, dtype: str, compile_: bool) -> ReferenceStep:
+    m, o = cfg.model, cfg.optim
+    torch.manual_seed(cfg.seed)
+    model = ReferenceGPT(int(m.width), int(m.depth), int(m.head_dim), int(m.context), vocab).to(device)
+    if compile_:
+        for block in model.blocks:
+            block.compile()
+    opt = reference_optimizer(model, float(o.lr), float(o.weight_decay), tuple(o.betas), float(o.eps), device.type)
+    return ReferenceStep(model, opt, _autocast(device, dtype))
+
+
+def _time(step, x, y, n: int, device, clock=time.perf_counter) -> float:
+    _sync(device)
+    t = clock()
+    for _ in range(n):
+        step(x, y)
+    _sync(device)
+    return (clock() - t) / n * 1e3
+
+
+def spread(values: list[float]) -> float:
+    """Half the range of the rounds, the lowest and highest left out when there are 5 or more."""
+    v = sorted(values)
+    if len(v) >= 5:
+        v = v[1:-1]
+    return (v[-1] - v[0]) / 2
+
+
+def group_cost(step: ProjectStep, ms_step: float, device, n: int) -> dict:
+    """The table's param groups against one group over the same tensors: optimizer step alone."""
+    params = step.params
     for p in params:
         p.grad = torch.randn_like(p)
-    one = torch.optim.AdamW(params, lr=1e-3, **({"fused": True} if device.type == "cuda" else {"foreach": True}))
-    opt_ms = {}
-    for name, o in (("groups", opt), ("one_group", one)):
+    fast = {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
+    one = torch.optim.AdamW(params, lr=1e-3, **fast)
+    out = {}
+    for name, o in (("groups", step.optimizer), ("one_group", one)):
         o.step()
         _sync(device)
         t = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(n):
             o.step()
         _sync(device)
-        opt_ms[name] = (time.perf_counter() - t) / steps * 1e3
+        out[name] = (time.perf_counter() - t) / n * 1e3
+    step.optimizer.zero_grad(set_to_none=True)
+    return {"param_groups": len(step.optimizer.param_groups), "optimizer_ms_groups": round(out["groups"], 3),
+            "optimizer_ms_one_group": round(out["one_group"], 3),
+            "group_overhead_pct_of_step": round(100 * (out["groups"] - out["one_group"]) / ms_step, 2)}
+
+
+def cpu_clock(device) -> bool:
+    """Whether steps are timed in CPU time of this thread: on a CPU with one torch thread every
+    kernel of a step (forward, autograd's backward, the optimizer) runs in the calling thread, and
+    its CPU time leaves out the time other processes hold the core, which wall time counts."""
+    return device.type == "cpu" and torch.get_num_threads() == 1
+
+
+def bench_shape(width, depth, vocab, context, batch, dtype, params, rounds, steps, compile_, device) -> dict:
+    """Interleaved rounds of the reference and each parameterization's project step."""
+    clock = time.thread_time if cpu_clock(device) else time.perf_counter
+    cfgs = {p: project_config(p, width, depth, vocab, context, batch) for p in params}
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.randint(0, vocab, (batch, context + 1), generator=gen).to(device)
+    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+    steps_of = {"reference": make_reference(cfgs[params[0]], vocab, device, dtype, compile_)}
+    steps_of.update({p: ProjectStep(cfgs[p], vocab, device, dtype, compile_) for p in params})
+    names = list(steps_of)
+    t = time.perf_counter()
+    for name in names:  # warm-up: allocator, lazy optimizer state, compile
+        _time(steps_of[name], x, y, 2, device)
+    warmup_s = time.perf_counter() - t
+    if steps is None:  # about 0.4 s per timing, at least 2 steps
+        probe = _time(steps_of["reference"], x, y, 1, device, clock)
+        steps = max(2, math.ceil(400 / max(probe, 1e-3)))
+    ms, wall = {name: [] for name in names}, {name: [] for name in names}
+    for r in range(rounds):  # a round: `steps` steps of each, one step of each in turn, order rotated
+        order = names[r % len(names):] + names[: r % len(names)]
+        total, total_wall = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
+        for _ in range(steps):
+            for name in order:
+                t = time.perf_counter()
+                total[name] += _time(steps_of[name], x, y, 1, device, clock)
+                total_wall[name] += time.perf_counter() - t
+        for name in names:
+            ms[name].append(total[name] / steps)
+            wall[name].append(total_wall[name] / steps * 1e3)
+    ref = ms["reference"]
     tokens = batch * context
-    return {
-        "param": param, "width": width, "depth": depth, "vocab": vocab, "context": context, "batch": batch, "compiled": compile_,
-        "dtype": dtype, "ms_per_step": round(ms, 2), "tok_per_s": round(tokens / ms * 1e3, 1),
-        "first_step_s": round(first, 2), "param_groups": len(opt.param_groups),
-        "optimizer_ms_groups": round(opt_ms["groups"], 3), "optimizer_ms_one_group": round(opt_ms["one_group"], 3),
-        "group_overhead_pct_of_step": round(100 * (opt_ms["groups"] - opt_ms["one_group"]) / ms, 2),
-        "achieved_tflops": round(flops_per_token(model) * tokens / ms * 1e3 / 1e12, 4),
-        "mfu": mfu(flops_per_token(model), tokens / ms * 1e3, peak_flops(device, dtype)[0]),
-    }
+    out = {"width": width, "depth": depth, "vocab": vocab, "context": context, "batch": batch, "dtype": dtype,
+           "compiled": compile_, "rounds": rounds, "steps_per_round": steps, "warmup_s": round(warmup_s, 2),
+           "clock": "thread CPU time" if clock is time.thread_time else "wall",
+           "reference": {"ms_per_step": round(statistics.median(ref), 3), "ms_rounds": [round(v, 3) for v in ref],
+                         "wall_ms_rounds": [round(v, 3) for v in wall["reference"]],
+                         "tok_per_s": round(tokens / statistics.median(ref) * 1e3, 1)},
+           "project": {}}
+    peak = peak_flops(device, dtype)[0]
+    for p in params:
+        ratios = [a / b for a, b in zip(ref, ms[p])]
+        med = statistics.median(ms[p])
+        step = steps_of[p]
+        fpt = flops_per_token(step.model)
+        out["project"][p] = {
+            "ms_per_step": round(med, 3), "ms_rounds": [round(v, 3) for v in ms[p]],
+            "wall_ms_rounds": [round(v, 3) for v in wall[p]],
+            "ratio": round(statistics.median(ratios), 4), "ratio_rounds": [round(v, 4) for v in ratios],
+            "ratio_spread": round(spread(ratios), 4), "tok_per_s": round(tokens / med * 1e3, 1),
+            "mfu": mfu(fpt, tokens / med * 1e3, peak),
+            **group_cost(step, med, device, max(2, steps)),
+        }
+    return out
 
 
 def bench_dist(width: int, depth: int, context: int, batch: int, steps: int, device: torch.device) -> list[dict]:
@@ -132,44 +269,78 @@ def bench_dist(width: int, depth: int, context: int, batch: int, steps: int, dev
     return out
 
 
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        width, depth = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise cli.UserError(f"--shapes {text!r}: write WIDTHxDEPTH, e.g. 128x4") from None
+    if width % 64 or width < 64 or depth < 1:
+        raise cli.UserError(f"--shapes {text!r}: the width must be a multiple of 64 (head_dim 64) and the depth >= 1")
+    return width, depth
+
+
+def table_lines(runs: list[dict], params) -> list[str]:
+    """Markdown: one row per (dtype, shape), reference ms and project/reference per parameterization."""
+    head = "| dtype | width × depth | reference ms | " + " | ".join(f"project {p}" for p in params) + " |"
+    lines = [head, "|" + "---|" * (3 + len(params))]
+    for r in runs:
+        cells = [f"{r['project'][p]['ratio']:.3f}× ±{r['project'][p]['ratio_spread']:.3f}" for p in params]
+        lines.append(f"| {r['dtype']}{' compiled' if r['compiled'] else ''} | {r['width']} × {r['depth']} | "
+                     f"{r['reference']['ms_per_step']:.1f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 @cli.guard
-def main() -> None:
+def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", nargs="+", default=["128x4", "256x4", "512x4"], help="WIDTHxDEPTH (char vocab); the first also runs with the BPE vocab")
-    ap.add_argument("--vocab", type=int, nargs="+", default=None, help=f"vocab sizes for every shape (default: {CHAR_VOCAB}; {BPE_VOCAB} for the first shape too)")
+    ap.add_argument("--shapes", nargs="+", default=["128x4", "256x4", "512x4"], help="WIDTHxDEPTH, head_dim 64")
+    ap.add_argument("--vocab", type=int, default=CHAR_VOCAB, help=f"vocabulary ({CHAR_VOCAB}: char Shakespeare; {BPE_VOCAB}: GPT-2 BPE)")
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per shape")
-    ap.add_argument("--no-compile", action="store_true", help="eager only (torch.compile costs 10-25 s per shape on CPU)")
-    ap.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=None, help="default: fp32, plus bf16 on CUDA")
-    ap.add_argument("--no-dist", action="store_true", help="skip the 1 process vs FSDP2 x2 comparison")
+    ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["fp32", "bf16"])
+    ap.add_argument("--params", nargs="+", choices=PARAMS, default=list(PARAMS))
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median and spread over them)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per timing (default: about 0.4 s worth, at least 2)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the CPU sweeps run)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile each block of both models (10-25 s per model on CPU)")
+    ap.add_argument("--dist", action="store_true", help="also one process vs FSDP2 x2 (whole train.py runs of the first shape)")
+    ap.add_argument("--quick", action="store_true", help="a tiny shape (64x1, context 32, batch 2), one round of 1 step")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--param", default="spectral", help="parameterization (spectral: the most param groups)")
     ap.add_argument("--out", default="bench_results")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.shapes, args.context, args.batch, args.rounds, args.steps = ["64x1"], 32, 2, 1, 1
+    if args.rounds < 1 or (args.steps is not None and args.steps < 1):
+        raise cli.UserError("--rounds and --steps must be at least 1")
+    shapes = [_shape(s) for s in args.shapes]
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    dtypes = args.dtypes or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    name = device_name(device)
+    print(f"{name} | torch {torch.__version__} | vocab {args.vocab}, context {args.context}, batch {args.batch} | "
+          f"{args.rounds} interleaved rounds; ratio = reference ms / project ms (> 1: project faster)", flush=True)
     runs = []
-    for i, shape in enumerate(args.shapes):
-        width, depth = (int(v) for v in shape.lower().split("x"))
-        vocabs = args.vocab or ([CHAR_VOCAB, BPE_VOCAB] if i == 0 else [CHAR_VOCAB])
-        for vocab in vocabs:
-            for dtype in dtypes:
-                for compile_ in (False,) if args.no_compile else (False, True):
-                    r = bench_shape(width, depth, vocab, args.context, args.batch, args.steps, compile_, device, dtype, args.param)
-                    runs.append(r)
-                    print(f"d={width:<5} L={depth:<3} V={vocab:<6} T={args.context} B={args.batch} {dtype} "
-                          f"{'compiled' if compile_ else 'eager   '} {r['ms_per_step']:9.1f} ms/step {r['tok_per_s']:10,.0f} tok/s  "
-                          f"groups {r['param_groups']} cost {r['group_overhead_pct_of_step']:+.2f}% of a step", flush=True)
-    first_w, first_d = (int(v) for v in args.shapes[0].lower().split("x"))
-    dist_runs = [] if args.no_dist else bench_dist(first_w, first_d, args.context, args.batch, 30, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    for dtype in args.dtypes:
+        for width, depth in shapes:
+            r = bench_shape(width, depth, args.vocab, args.context, args.batch, dtype, args.params, args.rounds,
+                            args.steps, args.compile, device)
+            runs.append(r)
+            cells = "  ".join(f"{p} {r['project'][p]['ratio']:.3f}x±{r['project'][p]['ratio_spread']:.3f} "
+                              f"(groups {r['project'][p]['param_groups']}: {r['project'][p]['group_overhead_pct_of_step']:+.2f}%)"
+                              for p in args.params)
+            print(f"{dtype}{' compiled' if args.compile else ''} {width}x{depth}: reference "
+                  f"{r['reference']['ms_per_step']:.1f} ms/step  {cells}", flush=True)
+    dist_runs = bench_dist(*shapes[0], args.context, args.batch, 30, device) if args.dist else []
+    print("\n" + "\n".join(table_lines(runs, args.params)))
     out = Path(args.out)
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = out / f"bench-{device.type}-{stamp}.json"
-    path.write_text(json.dumps({"device": name, "torch": torch.__version__, "created": stamp, "runs": runs, "dist": dist_runs}, indent=1) + "\n")
+    path.write_text(json.dumps({"device": name, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                                "torch": torch.__version__, "created": stamp, "ratio": "reference ms / project ms (> 1: project faster)",
+                                "runs": runs, "dist": dist_runs}, indent=1) + "\n")
     print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -62,12 +62,16 @@ def _no_eps(groups):
 def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str):
     o = cfg.optim
     groups = param_groups(model, table, _kind(cfg))
-    # fused kernels on CUDA; foreach (one kernel per group, not per tensor) elsewhere
     fast = {"fused": True} if device_type == "cuda" else {"foreach": True}
+    # Adam / AdamW: torch's fused kernel on CUDA and on CPU too, one pass over each tensor per step;
+    # on CPU the foreach path makes ~10 passes (83 ms against 12 ms per step for 12.6M parameters,
+    # 512 x 4, one thread: 4% of a training step). It rounds differently from foreach/for-loop
+    # AdamW in the last bit (max |diff| ~1 ulp per step), not in the update rule.
+    adam_fast = {"fused": True} if device_type in ("cuda", "cpu") else {"foreach": True}
     betas = tuple(o.betas) if "betas" in o else None
     if o.name in ("adamw", "adam"):
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return cls(groups, lr=float(o.lr), betas=betas, eps=float(o.eps), **fast)
+        return cls(groups, lr=float(o.lr), betas=betas, eps=float(o.eps), **adam_fast)
     if o.name == "sgd":
         if o.nesterov and not o.momentum > 0:
             raise UserError("optim.nesterov=true needs optim.momentum > 0")
@@ -91,5 +95,5 @@ def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str):
             g["split"] = 3 if g["kind"] == "hidden_qkv" else 1
         muon = Muon(_no_eps(hidden), lr=float(o.lr), momentum=float(o.momentum), nesterov=bool(o.nesterov),
                     ns_steps=int(o.ns_steps), scale="kimi" if o.name == "muon_kimi" else str(o.scale))
-        return Hybrid({"muon": muon, "adamw": torch.optim.AdamW(rest, lr=float(o.lr), betas=betas, eps=float(o.eps), **fast)})
+        return Hybrid({"muon": muon, "adamw": torch.optim.AdamW(rest, lr=float(o.lr), betas=betas, eps=float(o.eps), **adam_fast)})
     raise UserError(f"optim={o.name!r} has no builder in optim/build.py")
