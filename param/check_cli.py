@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import cli
-from param.checks import Sweep, compose, expectation, judge, run_sweep, selected, slope
+from param.checks import Sweep, clipped, compose, expectation, judge, run_sweep, selected, slope
 
 
 def _bounds(r: dict) -> str:
@@ -29,7 +29,15 @@ def _band(r: dict) -> str:
     return _bounds(r) + (f"+{r['band']:.2f}" if r.get("band") else "")
 
 
-SHOWN = {"PASS": "PASS", "FAIL": "FAIL", "GROWS": "grows as SP should"}
+SHOWN = {"PASS": "PASS", "FAIL": "FAIL", "GROWS": "grows as SP should", "UNDECIDED": "UNDECIDED"}
+
+
+BUSY_CLIP = 0.2  # warn when the clip acts on this share of some size's ordinary steps (clip 1.0: 5 of 10 at width 64, 2 at 512)
+
+
+def spike_note(verdict: dict, axis: str) -> str:
+    """'width 256 seed 1 step 8, ...': the spiked cells the judged means leave out."""
+    return ", ".join(f"{axis} {size} seed {seed} step {step}" for size, seed, step in verdict.get("spiked", []))
 
 
 def format_verdict(sweep: Sweep, verdict: dict, quantities) -> str:
@@ -40,9 +48,20 @@ def format_verdict(sweep: Sweep, verdict: dict, quantities) -> str:
     for r in verdict["claims"]:
         lines.append(f"  {r['quantity']:<14} {r['steps']:>6} {r['slope']:+7.3f} {r['step']:>3}  {_band(r):<19} "
                      f"{SHOWN[r['status']]:<18} {r['text']}")
+    if verdict.get("spiked"):
+        lines.append(f"  spiked, left out of the means (probe loss > check.spike nats above its best so far): {spike_note(verdict, sweep.axis)}")
+    if verdict.get("skipped_steps"):
+        lines.append(f"  steps not judged (fewer than half the seeds left at some size): {','.join(map(str, verdict['skipped_steps']))}")
+    busy = {size: n for size, n in clipped(sweep).items() if n[1] and n[0] >= BUSY_CLIP * n[1]}
+    if busy:
+        lines.append(f"  warning: train.grad_clip={sweep.clip:g} clipped ordinary steps (not spikes) at {sweep.axis} "
+                     + ", ".join(f"{size}: {n[0]} of {n[1]}" for size, n in clipped(sweep).items())
+                     + "; clipping that acts at some sizes more than others is a size-dependent LR: raise train.grad_clip")
     overall = verdict["status"]
     if overall == "NO CLAIM":
         lines.append("  overall: NO CLAIM (this parameterization makes no claim on this axis; set check.expect=mup|sp to judge one)")
+    elif overall == "UNDECIDED":
+        lines.append("  overall: UNDECIDED (spikes left a claim no step to judge: more check.seeds, or a lower optim.lr)")
     else:
         lines.append(f"  overall: {'grows as SP should' if overall == 'GROWS' else overall}")
     return "\n".join(lines)
@@ -63,6 +82,8 @@ def write_data(out: Path, sweep: Sweep, verdict: dict, quantities) -> None:
                         w.writerow([sweep.axis, size, step, q, f"{sweep.mean[q][i, j]:.6g}", f"{sweep.std[q][i, j]:.6g}", len(sweep.seeds)])
     doc = summary(sweep, verdict, quantities)
     doc["values"] = {q: {"mean": _listed(sweep.mean[q]), "std": _listed(sweep.std[q])} for q in sorted(sweep.mean)}
+    # each seed's values, [seed][step][size]: what the spike rule and the seed band read
+    doc["runs"] = {q: [_listed(a) for a in sweep.runs[q]] for q in sorted(sweep.runs or {})}
     (out / "check.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
@@ -80,7 +101,9 @@ def summary(sweep: Sweep, verdict: dict, quantities) -> dict:
     return {
         "title": sweep.title, "axis": sweep.axis, "sizes": sweep.sizes, "steps": sweep.steps, "seeds": sweep.seeds,
         "slopes": {q: _num(slope(sweep, q, -1)) for q in quantities},
-        "verdict": {"status": verdict["status"], "claims": claims},
+        "verdict": {"status": verdict["status"], "claims": claims, "spiked": verdict.get("spiked", []),
+                    "skipped_steps": verdict.get("skipped_steps", [])},
+        "clipped": {str(size): list(n) for size, n in clipped(sweep).items()},
     }
 
 
@@ -147,7 +170,7 @@ def pyplot():
 
 # ----------------------------------------------------------------------------- command line
 
-USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure", "--matrix", "--markdown")
+USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure", "--matrix", "--markdown", "--rows")
 
 
 def parse(argv: list[str]) -> tuple[list[str], dict]:
@@ -160,9 +183,10 @@ def parse(argv: list[str]) -> tuple[list[str], dict]:
             overrides.append(a)
         elif a in ("--json", "--no-plot", "--matrix", "--markdown"):
             flags[a] = True
-        elif a in ("--out", "--compare", "--figure"):
+        elif a in ("--out", "--compare", "--figure", "--rows"):
             if i + 1 >= len(argv):
-                raise cli.UserError(f"{a} needs a value, e.g. {a} {'sp,mup' if a == '--compare' else 'outputs/x'}")
+                example = {"--compare": "sp,mup", "--rows": "'untied width,completep untied depth'"}.get(a, "outputs/x")
+                raise cli.UserError(f"{a} needs a value, e.g. {a} {example}")
             flags[a], i = argv[i + 1], i + 1
         else:
             raise cli.UserError(f"unknown flag {a}: use {', '.join(USAGE_FLAGS)}")
@@ -195,8 +219,10 @@ def main(tool, name: str, argv: list[str]) -> int:
         print(f"\nflags: {', '.join(USAGE_FLAGS)}; overrides: any config key, e.g. check.sizes=[64,128,256] check.seeds=[1,2,3]")
         return 0
     overrides, flags = parse(argv)
+    if "--rows" in flags and "--matrix" not in flags:
+        raise cli.UserError("--rows picks rows of the --matrix table: add --matrix")
     if "--matrix" in flags:
-        rows = run_matrix(tool, name, overrides, MATRIX)
+        rows = run_matrix(tool, name, overrides, matrix_rows(flags.get("--rows")))
         print(matrix_table(rows, markdown=bool(flags.get("--markdown"))))
         return 1 if any(r["status"] == "FAIL" for r in rows) else 0
     if "--markdown" in flags:
@@ -256,6 +282,22 @@ MATRIX = [
 ]
 
 
+def matrix_rows(pick: str | None) -> list:
+    """The rows of MATRIX that --rows names: comma-separated patterns, each a set of words that
+    must all occur in a row's "param embeddings axis" (e.g. 'completep untied depth', 'untied width')."""
+    if not pick:
+        return MATRIX
+    patterns = [p.split() for p in pick.split(",") if p.strip()]
+
+    def name(label, axis, extra):
+        return f"{label} {'tied' if 'model.tie_embeddings=true' in extra else 'untied'} {axis}"
+
+    rows = [r for r in MATRIX if any(all(w in name(*r).split() or w == r[0] for w in p) for p in patterns)]
+    if not rows:
+        raise cli.UserError(f"--rows {pick!r} matches no row: use words of 'param embeddings axis', e.g. --rows 'completep untied depth'")
+    return rows
+
+
 def run_matrix(tool, name: str, overrides: list[str], matrix) -> list[dict]:
     """One check per (label, axis, overrides) of `matrix`, the user's overrides last. A
     configuration the project refuses (abc with tied embeddings) is reported, not run."""
@@ -266,11 +308,18 @@ def run_matrix(tool, name: str, overrides: list[str], matrix) -> list[dict]:
         try:
             cfg, sweep, verdict, _ = check_one(tool, [*extra, *overrides], name)
         except cli.UserError as e:
-            rows.append({**row, "status": "not run", "sizes": "", "seeds": "", "worst": str(e)})
+            rows.append({**row, "status": "not run", "sizes": "", "seeds": "", "worst": str(e), "spiked": ""})
             continue
         worst = _worst_claim(verdict)
+        if worst is None:
+            text = ""
+        elif worst["status"] == "UNDECIDED":
+            text = f"{worst['quantity']}: every judged step spiked"
+        else:
+            text = f"{worst['quantity']} {worst['slope']:+.2f} at step {worst['step']} ({_band(worst)})"
+        cells = verdict.get("spiked", [])
         rows.append({**row, "status": verdict["status"], "sizes": ",".join(map(str, sweep.sizes)), "seeds": len(sweep.seeds),
-                     "worst": "" if worst is None else f"{worst['quantity']} {worst['slope']:+.2f} at step {worst['step']} ({_band(worst)})"})
+                     "worst": text, "spiked": f"{len(cells)} of {len(sweep.sizes) * len(sweep.seeds) * (len(sweep.steps) - 1)}"})
     return rows
 
 
@@ -279,6 +328,11 @@ def _worst_claim(verdict: dict) -> dict | None:
     rows = verdict["claims"]
     if not rows:
         return None
+    failed = [r for r in rows if r["status"] == "FAIL"]
+    undecided = [r for r in rows if r["status"] == "UNDECIDED"]
+    if undecided and not failed:
+        return undecided[0]
+    rows = [r for r in rows if r["status"] != "UNDECIDED"]
 
     def margin(r):  # < 0: outside by that much; NaN slopes are the furthest out
         lo, hi, s, b = r["lo"], r["hi"], r["slope"], r.get("band", 0.0)
@@ -291,8 +345,9 @@ def _worst_claim(verdict: dict) -> dict | None:
 
 def matrix_table(rows: list[dict], markdown: bool) -> str:
     """The verdicts as a table: markdown for the README, or aligned text."""
-    head = ["param", "embeddings", "axis", "sizes", "seeds", "verdict", "closest claim (slope, expected)"]
-    body = [[r["param"], r["embeddings"], r["axis"], r["sizes"], str(r["seeds"]), SHOWN.get(r["status"], r["status"]), r["worst"]] for r in rows]
+    head = ["param", "embeddings", "axis", "sizes", "seeds", "verdict", "closest claim (slope, expected)", "spiked cells left out"]
+    body = [[r["param"], r["embeddings"], r["axis"], r["sizes"], str(r["seeds"]), SHOWN.get(r["status"], r["status"]), r["worst"],
+             r.get("spiked", "")] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in body])

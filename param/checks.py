@@ -54,6 +54,9 @@ def compose(overrides: list[str]):
     for key in ("tolerance", "grow_min"):
         if isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or not c[key] > 0:
             raise cli.UserError(f"check.{key}={c[key]!r} must be a positive number")
+    spike = c.get("spike")
+    if spike is not None and (isinstance(spike, bool) or not isinstance(spike, (int, float)) or spike < 0):
+        raise cli.UserError(f"check.spike={spike!r} must be a number of nats >= 0 (a probe-loss rise that marks a spike; 0 or null: off)")
     z = c.get("seed_band", 0.0)
     if isinstance(z, bool) or not isinstance(z, (int, float)) or z < 0:
         raise cli.UserError(f"check.seed_band={z!r} must be a number >= 0 (standard errors of the slope; 0: none)")
@@ -145,6 +148,7 @@ class Setup:
     batch_size: int
     grad_clip: float
     fixed_batch: bool = False
+    grad_norm: float = math.nan  # the last step's global gradient norm, before clipping
 
 
 def setup(cfg, seed: int) -> Setup:
@@ -185,8 +189,8 @@ def train_step(s: Setup, step: int) -> float:
     x, y = s.train.batch(s.batch_size, seed=s.seed, step=0 if s.fixed_batch else step)
     _, loss = s.model(x.to(s.device), y.to(s.device))
     loss.backward()
-    if s.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip if s.grad_clip > 0 else math.inf)
+    s.grad_norm = float(norm)
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
     return loss.item()
@@ -206,6 +210,8 @@ class Sweep:
     std: dict[str, np.ndarray]
     title: str
     runs: dict[str, np.ndarray] | None = None  # (seeds, steps, sizes): each seed's values
+    spiked: np.ndarray | None = None  # (seeds, steps, sizes) bool: cells left out of the judged means (spikes)
+    clip: float = 0.0  # train.grad_clip of the runs (0: none)
 
 
 def run_sweep(cfg, tool, title: str) -> Sweep:
@@ -223,7 +229,47 @@ def run_sweep(cfg, tool, title: str) -> Sweep:
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = {q: np.nanmean(a, axis=0) for q, a in runs.items()}
         std = {q: np.nanstd(a, axis=0) for q, a in runs.items()}
-    return Sweep(c.axis, sizes, steps, seeds, mean, std, title, runs)
+    threshold = float(c.get("spike") or 0.0)
+    mask = spikes(runs["loss"], threshold) if threshold > 0 and "loss" in runs else None
+    return Sweep(c.axis, sizes, steps, seeds, mean, std, title, runs, mask, float(cfg.train.grad_clip))
+
+
+def spikes(loss: np.ndarray, threshold: float) -> np.ndarray:
+    """(seeds, steps, sizes) -> bool, True where a run's probe loss exceeds the lowest it had at
+    any earlier step by more than `threshold` nats: a loss spike. The probe batch is fixed, so a
+    run that trains smoothly does not lose a nat on it in one step (at the check's shapes the
+    largest rise outside a spike is 0.35 nats; spikes rise by 1.5-5, docs/coord_check.md). At
+    that step the model is the blown-up one, and its activations say nothing about an exponent."""
+    loss = np.asarray(loss, dtype=float)
+    best = np.fmin.accumulate(loss, axis=1)
+    before = np.concatenate([np.full_like(loss[:, :1], np.inf), best[:, :-1]], axis=1)
+    return np.nan_to_num(loss - before, nan=0.0, posinf=0.0) > threshold
+
+
+def kept(sweep: Sweep, step: int) -> np.ndarray | None:
+    """(seeds, sizes) bool: the cells whose values count at `step` (None: all of them)."""
+    if sweep.spiked is None:
+        return None
+    return ~sweep.spiked[:, sweep.steps.index(step), :]
+
+
+def decidable(sweep: Sweep, step: int) -> bool:
+    """A step can be judged when every size keeps at least half its seeds (rounded up) after the
+    spiked cells are left out: a mean over what is left still averages seeds, not one survivor."""
+    keep = kept(sweep, step)
+    return keep is None or bool((keep.sum(axis=0) >= math.ceil(len(sweep.seeds) / 2)).all())
+
+
+def judged_mean(sweep: Sweep, quantity: str, step: int) -> np.ndarray:
+    """The values a slope is fitted to: the mean over seeds at each size, spiked cells left out."""
+    i = sweep.steps.index(step)
+    keep = kept(sweep, step)
+    if keep is None or keep.all() or sweep.runs is None or quantity not in sweep.runs:
+        return sweep.mean[quantity][i]
+    values = np.where(keep, sweep.runs[quantity][:, i, :], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=0)
 
 
 def fit_slope(sizes, values) -> float:
@@ -248,17 +294,18 @@ def _last(sweep: Sweep, quantity: str) -> int:
 def slope(sweep: Sweep, quantity: str, step: int = -1) -> float:
     """Slope at `step` (-1: the last step at which the quantity has values)."""
     step = _last(sweep, quantity) if step < 0 else step
-    return fit_slope(sweep.sizes, sweep.mean[quantity][sweep.steps.index(step)])
+    return fit_slope(sweep.sizes, judged_mean(sweep, quantity, step))
 
 
 def slope_se(sweep: Sweep, quantity: str, step: int) -> float:
     """Standard error of the slope from the seed-to-seed spread: the standard deviation of the
-    per-seed slopes over sqrt(seeds). 0 with one seed (no spread to measure) or no per-seed values."""
+    per-seed slopes over sqrt(seeds). 0 with one seed (no spread to measure) or no per-seed values.
+    Only seeds with no spiked cell at that step count."""
     runs = (sweep.runs or {}).get(quantity)
     if runs is None or runs.shape[0] < 2:
         return 0.0
-    i = sweep.steps.index(step)
-    per = [fit_slope(sweep.sizes, runs[k, i]) for k in range(runs.shape[0])]
+    i, keep = sweep.steps.index(step), kept(sweep, step)
+    per = [fit_slope(sweep.sizes, runs[k, i]) for k in range(runs.shape[0]) if keep is None or keep[k].all()]
     per = [x for x in per if math.isfinite(x)]
     return float(np.std(per, ddof=1) / math.sqrt(len(per))) if len(per) >= 2 else 0.0
 
@@ -289,9 +336,10 @@ def grows(quantity: str, text: str, lo: float, hi: float = math.inf, steps=()) -
     return Claim(quantity, lo, hi, text, tuple(steps), grows=True)
 
 
-def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool]:
+def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool | None]:
     """(step, slope, band, ok) at the step furthest outside [lo - band, hi + band] (or closest
-    to leaving it); band = z·slope_se at that step (0 for growth claims)."""
+    to leaving it); band = z·slope_se at that step (0 for growth claims). ok is None when every
+    step of the claim that has something to judge is one where too many cells spiked."""
     steps = list(c.steps) or [_last(sweep, c.quantity)]
     rows = sweep.mean[c.quantity]
     # a step where the quantity is exactly 0 at every size (a zero readout passes no gradient back,
@@ -299,6 +347,11 @@ def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool]:
     live = [t for t in steps if c.grows or not (rows[sweep.steps.index(t)] == 0).all()]
     if not live:
         return steps[0], 0.0, 0.0, True
+    trained = [t for t in live if t > 0]
+    live = [t for t in live if decidable(sweep, t)]
+    undecided = bool(trained) and not any(t > 0 for t in live)  # a claim on training judged at init only is not judged
+    if not live:
+        return steps[-1], math.nan, 0.0, None
     found = [(t, slope(sweep, c.quantity, t), 0.0 if c.grows else z * slope_se(sweep, c.quantity, t)) for t in live]
 
     def outside(tsb):  # > 0: outside the widened band, by that much; NaN counts as furthest out
@@ -306,7 +359,8 @@ def _worst(sweep: Sweep, c: Claim, z: float) -> tuple[int, float, float, bool]:
         return math.inf if not math.isfinite(s) else max(c.lo - b - s, s - c.hi - b)
 
     t, s, b = max(found, key=outside)
-    return t, s, b, outside((t, s, b)) <= 0
+    ok = outside((t, s, b)) <= 0
+    return t, s, b, None if ok and undecided else ok
 
 
 def _ranges(steps: list[int]) -> str:
@@ -321,13 +375,41 @@ def _ranges(steps: list[int]) -> str:
     return ",".join(out)
 
 
+def clipped(sweep: Sweep) -> dict[int, tuple[int, int]]:
+    """{size: (clipped, steps)}: how many training steps outside a spike had a global gradient norm
+    above train.grad_clip, of how many. grad_norm at index t is step t's, taken on the model of
+    probe step t-1, so the step after a spiked probe belongs to the spike. Clipping that acts on
+    ordinary steps at some sizes and not at others is a size-dependent LR (docs/coord_check.md)."""
+    norms = (sweep.runs or {}).get("grad_norm")
+    if norms is None or not sweep.clip > 0:
+        return {}
+    ordinary = np.isfinite(norms)
+    if sweep.spiked is not None:
+        ordinary[:, 1:] &= ~sweep.spiked[:, :-1]
+    over = ordinary & (np.nan_to_num(norms) > sweep.clip)
+    return {size: (int(over[:, :, j].sum()), int(ordinary[:, :, j].sum())) for j, size in enumerate(sweep.sizes)}
+
+
+def spiked_cells(sweep: Sweep) -> list[tuple[int, int, int]]:
+    """(size, seed, step) of every spiked cell, in step order."""
+    if sweep.spiked is None:
+        return []
+    k, i, j = np.nonzero(sweep.spiked)
+    return sorted(((sweep.sizes[b], sweep.seeds[a], sweep.steps[t]) for a, t, b in zip(k, i, j)), key=lambda x: (x[2], x[0], x[1]))
+
+
 def judge(sweep: Sweep, claims: list[Claim], seed_band: float = 0.0) -> dict:
+    """Each claim's status: PASS (GROWS for an SP claim) or FAIL at its worst decidable step;
+    UNDECIDED when spikes left none of its steps decidable. Overall: FAIL if any claim fails,
+    else UNDECIDED if any is undecided, else PASS (GROWS)."""
     rows = []
+    skipped = sorted({t for c in claims for t in c.steps if not decidable(sweep, t)})
     for c in claims:
         step, s, band, ok = _worst(sweep, c, seed_band)
         steps = list(c.steps) or [step]
-        status = ("GROWS" if c.grows else "PASS") if ok else "FAIL"
+        status = "UNDECIDED" if ok is None else ("GROWS" if c.grows else "PASS") if ok else "FAIL"
         rows.append({**asdict(c), "steps": _ranges(steps), "step": step, "slope": s, "band": band, "status": status})
     statuses = {r["status"] for r in rows}
-    overall = "NO CLAIM" if not rows else "FAIL" if "FAIL" in statuses else "GROWS" if "GROWS" in statuses else "PASS"
-    return {"status": overall, "claims": rows}
+    overall = ("NO CLAIM" if not rows else "FAIL" if "FAIL" in statuses else "UNDECIDED" if "UNDECIDED" in statuses
+               else "GROWS" if "GROWS" in statuses else "PASS")
+    return {"status": overall, "claims": rows, "spiked": [list(x) for x in spiked_cells(sweep)], "skipped_steps": skipped}

@@ -73,10 +73,16 @@ def _probe(s: checks.Setup, rec: Recorder, x, y, start: dict) -> dict[str, float
     model = s.model
     model.eval()
     rec.on = True
-    logits, _ = model(x, y)
+    logits, loss = model(x, y)
     rec.on = False
     depth = len(model.blocks)
-    v = {"embedding": _rms(rec.seen["embedding"]), "h_L": _rms(rec.seen["h_L"]), "logits": _rms(logits)}
+    emb, h = rec.seen["embedding"], rec.seen["h_L"]
+    v = {"embedding": _rms(emb), "h_L": _rms(h), "logits": _rms(logits), "loss": loss.item(),
+         "blocks_sum": _rms(h - emb)}  # Σ_l α_l F_l: what the blocks add to the residual stream
+    if not start.get("done"):
+        start["embedding"] = emb
+    else:
+        v["embedding_update"] = _rms(emb - start["embedding"])  # the embedding's own change since step 0
     for b in BRANCHES:
         for i in range(depth):
             v[f"{b}.{i}"] = _rms(rec.seen[f"{b}.{i}"])
@@ -105,7 +111,8 @@ def measure(cfg, seed: int) -> dict[str, list[float]]:
         for q, value in _probe(s, rec, x, y, start).items():
             out.setdefault(q, [float("nan")] * (n + 1))[t] = value
         if t < n:
-            checks.train_step(s, t)
+            out.setdefault("train_loss", [float("nan")] * (n + 1))[t + 1] = checks.train_step(s, t)
+            out.setdefault("grad_norm", [float("nan")] * (n + 1))[t + 1] = s.grad_norm
     return out
 
 

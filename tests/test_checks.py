@@ -146,6 +146,89 @@ def test_the_seed_band_widens_a_flat_claim_by_the_slopes_standard_error(check):
     assert one.seeds == [1] and claim(v_one, "h_L")["band"] == 0.0  # one seed: no spread, no band
 
 
+def _synthetic(exponent: float, spikes: dict) -> checks.Sweep:
+    """Two seeds at widths 64..512, steps 0..4: h_L = (1 + t/10)·(m)^(exponent·t/4) and a probe loss
+    falling by 0.3 nats a step, except the (size, seed, step) cells of `spikes`, where the loss jumps
+    by 3 nats and h_L drops 16-fold, as a measured spike does (docs/coord_check.md)."""
+    sizes, seeds, steps = [64, 128, 256, 512], [1, 2], list(range(5))
+    h = np.array([[[(1 + t / 10) * (w / 64) ** (exponent * t / 4) for w in sizes] for t in steps] for _ in seeds])
+    loss = np.array([[[4.8 - 0.3 * t for _ in sizes] for t in steps] for _ in seeds])
+    for size, seed, step in spikes:
+        k, t, j = seeds.index(seed), steps.index(step), sizes.index(size)
+        h[k, t, j] /= 16
+        loss[k, t, j] += 3.0
+    runs = {"h_L": h, "loss": loss}
+    mask = checks.spikes(loss, 1.0)
+    return checks.Sweep("width", sizes, steps, seeds, {q: a.mean(0) for q, a in runs.items()},
+                        {q: a.std(0) for q, a in runs.items()}, "synthetic", runs, mask)
+
+
+FLAT_H = [checks.flat("h_L", 0.0, 0.2, "flat", (0, 1, 2, 3, 4))]
+
+
+def test_a_probe_loss_spike_marks_only_its_own_cell():
+    loss = np.array([[[4.8], [4.0], [3.5], [6.0], [3.4], [3.9]]])  # (seed, step, size): +2.5 at step 3, +0.5 at 5
+    assert checks.spikes(loss, 1.0)[0, :, 0].tolist() == [False, False, False, True, False, False]
+    assert not checks.spikes(loss, 3.0).any()
+
+
+def test_a_spiked_seed_is_left_out_of_the_slope_and_named():
+    """Seed 2 spikes at step 3 at widths 256 and 512: with those cells in the mean, the h_L slope at
+    step 3 is -0.36 and the flatness claim FAILs; without them it is 0, and the verdict names them."""
+    sweep = _synthetic(0.0, {(256, 2, 3), (512, 2, 3)})
+    v = checks.judge(sweep, FLAT_H)
+    assert v["status"] == "PASS" and v["spiked"] == [[256, 2, 3], [512, 2, 3]]
+    assert checks.slope(sweep, "h_L", 3) == pytest.approx(0.0, abs=1e-9)
+    sweep.spiked = None  # check.spike=0: every cell counts
+    v_all = checks.judge(sweep, FLAT_H)
+    assert v_all["status"] == "FAIL" and claim(v_all, "h_L")["step"] == 3 and claim(v_all, "h_L")["slope"] < -0.3
+
+
+def test_leaving_spikes_out_does_not_hide_a_wrong_width_exponent():
+    """h_L growing as m^0.5 by step 4 (a missing 1/m under Adam grows with the steps) still FAILs
+    with the same spikes left out, and the hidden exponent is what the verdict reports."""
+    v = checks.judge(_synthetic(0.5, {(256, 2, 3), (512, 2, 3)}), FLAT_H)
+    assert v["status"] == "FAIL" and claim(v, "h_L")["slope"] == pytest.approx(0.5) and claim(v, "h_L")["step"] == 4
+
+
+def test_a_claim_whose_trained_steps_all_spiked_is_undecided_not_passed():
+    """Both seeds spike at width 512 at every trained step: no step keeps a seed there, and a claim
+    judged at init alone says nothing about training, so the claim (and the check) is UNDECIDED."""
+    sweep = _synthetic(0.0, {(512, seed, t) for seed in (1, 2) for t in (1, 2, 3, 4)})
+    sweep.runs["loss"][:, 1:, 3] = [[8.0, 9.5, 11.0, 12.5]] * 2  # each step 1.5 nats above the last
+    sweep.spiked = checks.spikes(sweep.runs["loss"], 1.0)
+    v = checks.judge(sweep, FLAT_H)
+    assert v["status"] == "UNDECIDED" and claim(v, "h_L")["status"] == "UNDECIDED"
+    assert v["skipped_steps"] == [1, 2, 3, 4]
+    assert "UNDECIDED" in check_cli.format_verdict(sweep, v, ["h_L"])
+    # a failure that shows at a step that can be judged is still a FAIL
+    bad = _synthetic(0.5, {(512, seed, t) for seed in (1, 2) for t in (1, 2, 3)})
+    assert checks.judge(bad, FLAT_H)["status"] == "FAIL"
+
+
+def test_clipping_ordinary_steps_is_counted_per_size_and_warned_about():
+    sweep = _synthetic(0.0, {(512, 2, 3)})
+    norms = np.full((2, 5, 4), 0.5)
+    norms[:, 0] = np.nan  # no step before step 1
+    norms[:, 1:3, 0] = 3.0  # width 64: its first two steps above the clip
+    norms[1, 4, 3] = 40.0  # width 512 seed 2: the step after its spike (the spike's own gradient)
+    sweep.runs["grad_norm"], sweep.clip = norms, 1.0
+    assert checks.clipped(sweep) == {64: (4, 8), 128: (0, 8), 256: (0, 8), 512: (0, 7)}
+    text = check_cli.format_verdict(sweep, checks.judge(sweep, FLAT_H), ["h_L"])
+    assert "warning: train.grad_clip=1 clipped ordinary steps" in text and "64: 4 of 8" in text
+    sweep.clip = 5.0
+    assert "warning" not in check_cli.format_verdict(sweep, checks.judge(sweep, FLAT_H), ["h_L"])
+
+
+def test_matrix_rows_are_picked_by_words():
+    rows = check_cli.matrix_rows("completep untied depth,mup tied width")
+    assert [(r[0], r[1], "model.tie_embeddings=true" in r[2]) for r in rows] == [
+        ("mup", "width", True), ("completep", "depth", False)]
+    assert len(check_cli.matrix_rows("untied width")) == 9
+    with pytest.raises(cli.UserError, match="matches no row"):
+        check_cli.matrix_rows("nothing")
+
+
 def test_completep_without_branch_scaling_fails_the_depth_check(check):
     """CompleteP with the 1/L branch multiplier removed (param.forward.branch=1) fails its depth claims."""
     _, verdict = check(coord_check, "param=completep", "param.forward.branch=1", *DEPTH)
@@ -209,6 +292,12 @@ def test_coord_check_writes_csv_json_and_one_png_per_quantity(data_root, tmp_pat
     assert doc["verdict"]["status"] == "PASS" and set(doc["slopes"]) == set(coord_check.QUANTITIES)
     rows = (tmp_path / "values.csv").read_text().splitlines()
     assert rows[0] == "axis,size,step,quantity,mean,std,seeds" and any(",attn.1," in r for r in rows)
+    # each seed's values, and the diagnostics the spike rule and docs/coord_check.md read
+    runs = doc["runs"]
+    assert {"loss", "train_loss", "grad_norm", "blocks_sum", "embedding_update"} <= set(runs)
+    assert len(runs["loss"]) == 1 and len(runs["loss"][0]) == 5 and len(runs["loss"][0][0]) == 3  # seeds, steps 0-4, sizes
+    assert runs["grad_norm"][0][0] == [None] * 3 and all(g > 0 for g in runs["grad_norm"][0][1])  # no step before step 1
+    assert doc["verdict"]["spiked"] == [] and set(doc["clipped"]) == {"32", "64", "128"}
 
 
 def test_help_prints_the_protocol_and_the_flags(capsys):
@@ -256,6 +345,8 @@ def test_verdict_matrix_runs_each_configuration_and_prints_a_markdown_table(data
     (["check.sizes=[64,128]"], "a slope needs at least 3"),
     (["check.seeds=abc"], "check.seeds=abc must be a non-empty list"),
     (["check.seed_band=-1"], "check.seed_band=-1"),
+    (["check.spike=-1"], "check.spike=-1"),
+    (["--rows", "completep"], "--rows picks rows of the --matrix table"),
     (["check.judge_from=11"], "check.judge_from=11"),
     (["check.batches=same"], "check.batches='same'"),
     (["check.quantities=[h_l]"], "unknown quantity 'h_l'"),
