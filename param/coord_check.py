@@ -18,8 +18,17 @@ probe batch through the model with forward hooks recording the RMS (‖x‖_R = 
 - attn_update, mlp_update: ‖α_l(F_l,t(x_0) − F_l,0(x_0))‖_R, the change of a branch caused by
                its weight updates alone, on its step-0 input x_0 (the α·ΔF of the spectral paper's Cond. 3.1).
 
+Also recorded, not judged (values.csv, and each seed's values in check.json's "runs"): `loss`
+(the probe batch's loss), `train_loss` and `grad_norm` (each training step's loss and global
+gradient norm before clipping), `blocks_sum` (‖h_L − embedding‖_R, what the blocks add to the
+residual stream) and `embedding_update` (the embedding output's change since step 0).
+
 Values are averaged over `check.seeds`; the slope is a least-squares fit of log2 RMS against
-log2 size. The verdict judges the claims in `claims`; docs/coord_check.md says why steps 1..N/2-1 are not judged.
+log2 size. The verdict judges the claims in `claims`. A run whose probe loss rises more than
+`check.spike` nats (1.0) above its best so far has spiked at that step: its (size, seed, step)
+cell is left out of the judged mean, and the verdict names it; a claim with no trained step left
+to judge is UNDECIDED. The clip, 5.0 (the paper's 1.0 acts on ordinary steps at some sizes only),
+caps spikes. docs/coord_check.md says why, and why steps 1..N/2-1 are not judged.
 """
 
 from __future__ import annotations
@@ -127,6 +136,7 @@ def claims(cfg, family: str, alpha: float | None) -> list[checks.Claim]:
         random readout's init term still shrinks the logits at step 1 (slope -0.24 untied), and
         at LR 2^-7 an untied model's early loss spikes land on random (width, seed) cells
         (docs/coord_check.md). A wrong width exponent grows with the steps and is judged in full.
+    Spiked cells (checks.spikes) are left out of every judged mean, on either axis.
     Every flatness band is widened by check.seed_band standard errors of the slope (the seeds'
     spread); growth claims are not.
     width, SP: the logits and h_L slopes at the last step are >= g (Adam's update of a width-n
