@@ -68,6 +68,13 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB (process RSS)
 
 
+def _cpu_seconds() -> float:
+    """This process's CPU time (user + system): what the run costs on a shared machine, which
+    its wall time does not tell when other work competes for the cores."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device):
     """Batches to the device; on CUDA through pinned memory so the copy is asynchronous."""
     if device.type != "cuda":
@@ -407,7 +414,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         "diverged": diverged is not None, "interrupted": stopped is not None,
         "steps": done, "tokens": done * tokens_per_step, "tok_per_s": tok_per_s,
         "mfu": mfu(fpt, tok_per_s, peak) if tok_per_s else None, "mfu_peak": peak_what,
-        "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0,
+        "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0, "cpu_time_s": _cpu_seconds(),
         "params_non_embedding": n_params, "flops_per_token": fpt, "device": str(device), "world_size": rt.world,
         "first_train_loss": first_loss, "last_val_loss": val_loss, "last_val_step": val_step,
         "diverged_at_step": diverged and diverged[0], "diverged_on": diverged and diverged[1],

@@ -4,7 +4,8 @@ from a Hydra multirun dir (`python train.py -m ...`) or a W&B sweep.
 Columns: `trial`, every fixed and swept key of the sweep (fixed ones too, so that the CSVs of
 two sweeps can be plotted together and still tell their rows apart), then `status` (done,
 diverged, failed, running, interrupted), `final_val_loss`, `best_val_loss`, `diverged`, `tokens`,
-`wall_time_s` and `run_dir`.
+`wall_time_s`, `cpu_time_s` (the trial's own CPU seconds: its cost whatever else ran beside it)
+and `run_dir`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from cli import UserError
 
-OUTCOME = ["status", "final_val_loss", "best_val_loss", "diverged", "tokens", "wall_time_s", "run_dir"]
+OUTCOME = ["status", "final_val_loss", "best_val_loss", "diverged", "tokens", "wall_time_s", "cpu_time_s", "run_dir"]
 TRIAL_FILE = "sweep_trial.json"  # what the runner asked of a trial dir (its overrides)
 
 
@@ -37,10 +38,11 @@ def outcome(run_dir: Path, exit_code: int | None = None) -> dict:
     if s is None or s.get("interrupted"):  # train.py stopped by a signal: resumed on the next run
         status = "interrupted" if s is not None else "running" if exit_code is None else "failed"
         return {"status": status, "final_val_loss": "", "best_val_loss": "", "diverged": "", "tokens": "",
-                "wall_time_s": "", "run_dir": str(run_dir)}
+                "wall_time_s": "", "cpu_time_s": "", "run_dir": str(run_dir)}
     return {"status": "diverged" if s["diverged"] else "done", "final_val_loss": s["final_val_loss"],
             "best_val_loss": s["best_val_loss"], "diverged": s["diverged"], "tokens": s["tokens"],
-            "wall_time_s": round(s["wall_time_s"], 1), "run_dir": str(run_dir)}
+            "wall_time_s": round(s["wall_time_s"], 1),
+            "cpu_time_s": round(s["cpu_time_s"], 1) if s.get("cpu_time_s") is not None else "", "run_dir": str(run_dir)}
 
 
 def write(path: Path, rows: list[dict]) -> None:
@@ -169,7 +171,7 @@ def read_wandb(path: str) -> list[dict]:
             continue
         rows.append({**row, "status": "diverged" if s.get("diverged") else "done", "final_val_loss": s.get("final_val_loss"),
                      "best_val_loss": s.get("best_val_loss"), "diverged": s.get("diverged"), "tokens": s.get("tokens"),
-                     "wall_time_s": s.get("wall_time_s"), "run_dir": run.url})
+                     "wall_time_s": s.get("wall_time_s"), "cpu_time_s": s.get("cpu_time_s"), "run_dir": run.url})
     if not rows:
         raise UserError(f"{path}: the sweep has no runs yet")
     return rows

@@ -41,6 +41,7 @@ def test_records_hold_what_the_readme_promises(tiny_cfg, tmp_path):
     for key in ("final_val_loss", "best_val_loss", "diverged", "tokens", "tok_per_s", "peak_memory_mb", "wall_time_s", "config"):
         assert key in on_disk
     assert on_disk["tokens"] == 3 * 8 * 32 == summary["tokens"]
+    assert 0 < on_disk["cpu_time_s"]  # the process's own CPU seconds (a trial's cost on a shared machine)
 
 
 def test_param_table_json_lists_every_parameter_exactly_once(tiny_cfg, tmp_path):
