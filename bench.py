@@ -5,15 +5,19 @@
     python bench.py --compile                      # torch.compile per block, as train.compile=true does
     python bench.py --quick                        # a tiny shape, one round: does it run end to end
 
-For each shape and dtype one process builds the reference (model/reference.py: nanoGPT's
-architecture, one AdamW with weight decay on matrices, no table, no multipliers) and the project's
-step for each parameterization (GPT + param table + its AdamW groups + clipping, the work
-train.py's hot loop does per step), on the same batch, and times them in interleaved rounds
-(within a round one step of the reference, then one of sp, mup, spectral, and again, the order
-rotated from round to round). Per round, ratio = reference ms / project ms (> 1: the project
-is faster); the table shows the median over rounds and its spread (half the range of the rounds,
-the lowest and highest left out). Interleaving step by step makes the ratio robust to a machine
-whose load drifts; absolute ms are not.
+For each shape and dtype one process builds the reference (model/reference.py: GPT-2 laid out
+as nanoGPT does, one AdamW with weight decay on matrices, no table, no multipliers) and the
+project's step for each parameterization (GPT + param table + its AdamW groups + clipping, the
+work train.py's hot loop does per step), on the same batch, and times them in interleaved rounds
+(within a round one step of each of the reference, sp, mup, spectral and a second reference,
+built last, in a shuffled order, and again). Per round, ratio = reference ms / project ms (> 1:
+the project is faster); the table shows the median over rounds and its spread (half the range of
+the rounds, the lowest and highest left out). The reference's ms is the mean of its two copies;
+their ratio, reference against itself, is the floor under which a ratio says nothing (two
+identical steps differ by where their tensors landed in memory). On a CPU with one torch thread
+a step is timed in the thread's CPU time, which leaves out the time other processes hold the
+core; otherwise in wall time. Interleaving step by step makes the ratio robust to a machine whose
+load drifts; absolute ms on a loaded machine are not.
 
 Also kept: what the per-tensor param groups cost (the project's optimizer step against the same
 step with every tensor in one group, as % of a training step), and `--dist`: one process
@@ -29,6 +33,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -121,10 +126,10 @@ class ProjectStep:
         return loss.detach()
 
 
-def project_config(param: str, width: int, depth: int, vocab: int, context: int, batch: int):
+def project_config(param: str, width: int, depth: int, vocab: int, context: int, batch: int, extra=()):
     return cli.compose([f"param={param}", f"model.width={width}", f"model.depth={depth}", f"model.context={context}",
                         f"model.vocab_size={vocab}", "model.vocab_multiple=1", "model.head_dim=64",
-                        "param.base_width=64", "param.base_depth=2", f"train.batch_size={batch}"])
+                        "param.base_width=64", "param.base_depth=2", f"train.batch_size={batch}", *extra])
 
 
 def make_reference(cfg, vocab: int, device, dtype: str, compile_: bool) -> ReferenceStep:
@@ -155,22 +160,26 @@ def spread(values: list[float]) -> float:
     return (v[-1] - v[0]) / 2
 
 
-def group_cost(step: ProjectStep, ms_step: float, device, n: int) -> dict:
+def group_cost(step: ProjectStep, ms_step: float, device, n: int, clock) -> dict:
     """The table's param groups against one group over the same tensors: optimizer step alone."""
     params = step.params
     for p in params:
         p.grad = torch.randn_like(p)
     fast = {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
     one = torch.optim.AdamW(params, lr=1e-3, **fast)
-    out = {}
-    for name, o in (("groups", step.optimizer), ("one_group", one)):
+    opts = {"groups": step.optimizer, "one_group": one}
+    rounds = {name: [] for name in opts}
+    for o in opts.values():
         o.step()
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(n):
-            o.step()
-        _sync(device)
-        out[name] = (time.perf_counter() - t) / n * 1e3
+    for _ in range(5):  # interleaved, as the steps
+        for name, o in opts.items():
+            _sync(device)
+            t = clock()
+            for _ in range(n):
+                o.step()
+            _sync(device)
+            rounds[name].append((clock() - t) / n * 1e3)
+    out = {name: statistics.median(v) for name, v in rounds.items()}
     step.optimizer.zero_grad(set_to_none=True)
     return {"param_groups": len(step.optimizer.param_groups), "optimizer_ms_groups": round(out["groups"], 3),
             "optimizer_ms_one_group": round(out["one_group"], 3),
@@ -184,43 +193,48 @@ def cpu_clock(device) -> bool:
     return device.type == "cpu" and torch.get_num_threads() == 1
 
 
-def bench_shape(width, depth, vocab, context, batch, dtype, params, rounds, steps, compile_, device) -> dict:
+def bench_shape(width, depth, vocab, context, batch, dtype, params, rounds, steps, compile_, device, extra=()) -> dict:
     """Interleaved rounds of the reference and each parameterization's project step."""
     clock = time.thread_time if cpu_clock(device) else time.perf_counter
-    cfgs = {p: project_config(p, width, depth, vocab, context, batch) for p in params}
+    cfgs = {p: project_config(p, width, depth, vocab, context, batch, extra) for p in params}
     gen = torch.Generator().manual_seed(0)
     xy = torch.randint(0, vocab, (batch, context + 1), generator=gen).to(device)
     x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+    # the reference twice, built first and last: two identical steps differ by where their tensors
+    # landed in memory (±1.5% at width 128 here); their mean is the yardstick, their ratio the floor
     steps_of = {"reference": make_reference(cfgs[params[0]], vocab, device, dtype, compile_)}
     steps_of.update({p: ProjectStep(cfgs[p], vocab, device, dtype, compile_) for p in params})
+    steps_of["reference_2"] = make_reference(cfgs[params[0]], vocab, device, dtype, compile_)
     names = list(steps_of)
     t = time.perf_counter()
     for name in names:  # warm-up: allocator, lazy optimizer state, compile
         _time(steps_of[name], x, y, 2, device)
     warmup_s = time.perf_counter() - t
-    if steps is None:  # about 0.4 s per timing, at least 2 steps
+    if steps is None:  # about 0.4 s of the reference's steps per round, at least 2
         probe = _time(steps_of["reference"], x, y, 1, device, clock)
         steps = max(2, math.ceil(400 / max(probe, 1e-3)))
     ms, wall = {name: [] for name in names}, {name: [] for name in names}
-    for r in range(rounds):  # a round: `steps` steps of each, one step of each in turn, order rotated
-        order = names[r % len(names):] + names[: r % len(names)]
+    shuffle = random.Random(0)
+    for _ in range(rounds):  # a round: `steps` steps of each, one step of each in turn, in a fresh order
         total, total_wall = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
         for _ in range(steps):
-            for name in order:
+            for name in shuffle.sample(names, len(names)):  # no variant always follows the same one
                 t = time.perf_counter()
                 total[name] += _time(steps_of[name], x, y, 1, device, clock)
                 total_wall[name] += time.perf_counter() - t
         for name in names:
             ms[name].append(total[name] / steps)
             wall[name].append(total_wall[name] / steps * 1e3)
-    ref = ms["reference"]
+    ref = [(a + b) / 2 for a, b in zip(ms["reference"], ms["reference_2"])]
+    floor = [a / b for a, b in zip(ms["reference"], ms["reference_2"])]
     tokens = batch * context
     out = {"width": width, "depth": depth, "vocab": vocab, "context": context, "batch": batch, "dtype": dtype,
            "compiled": compile_, "rounds": rounds, "steps_per_round": steps, "warmup_s": round(warmup_s, 2),
            "clock": "thread CPU time" if clock is time.thread_time else "wall",
            "reference": {"ms_per_step": round(statistics.median(ref), 3), "ms_rounds": [round(v, 3) for v in ref],
-                         "wall_ms_rounds": [round(v, 3) for v in wall["reference"]],
-                         "tok_per_s": round(tokens / statistics.median(ref) * 1e3, 1)},
+                         "wall_ms_rounds": [round((a + b) / 2, 3) for a, b in zip(wall["reference"], wall["reference_2"])],
+                         "tok_per_s": round(tokens / statistics.median(ref) * 1e3, 1),
+                         "itself": round(statistics.median(floor), 4), "itself_spread": round(spread(floor), 4)},
            "project": {}}
     peak = peak_flops(device, dtype)[0]
     for p in params:
@@ -234,7 +248,7 @@ def bench_shape(width, depth, vocab, context, batch, dtype, params, rounds, step
             "ratio": round(statistics.median(ratios), 4), "ratio_rounds": [round(v, 4) for v in ratios],
             "ratio_spread": round(spread(ratios), 4), "tok_per_s": round(tokens / med * 1e3, 1),
             "mfu": mfu(fpt, tokens / med * 1e3, peak),
-            **group_cost(step, med, device, max(2, steps)),
+            **group_cost(step, med, device, max(2, steps), clock),
         }
     return out
 
@@ -281,12 +295,13 @@ def _shape(text: str) -> tuple[int, int]:
 
 def table_lines(runs: list[dict], params) -> list[str]:
     """Markdown: one row per (dtype, shape), reference ms and project/reference per parameterization."""
-    head = "| dtype | width × depth | reference ms | " + " | ".join(f"project {p}" for p in params) + " |"
-    lines = [head, "|" + "---|" * (3 + len(params))]
+    head = "| dtype | width × depth | reference ms | reference / itself | " + " | ".join(f"project {p}" for p in params) + " |"
+    lines = [head, "|" + "---|" * (4 + len(params))]
     for r in runs:
         cells = [f"{r['project'][p]['ratio']:.3f}× ±{r['project'][p]['ratio_spread']:.3f}" for p in params]
+        ref = r["reference"]
         lines.append(f"| {r['dtype']}{' compiled' if r['compiled'] else ''} | {r['width']} × {r['depth']} | "
-                     f"{r['reference']['ms_per_step']:.1f} | " + " | ".join(cells) + " |")
+                     f"{ref['ms_per_step']:.1f} | {ref['itself']:.3f}× ±{ref['itself_spread']:.3f} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -299,11 +314,12 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["fp32", "bf16"])
     ap.add_argument("--params", nargs="+", choices=PARAMS, default=list(PARAMS))
-    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median and spread over them)")
-    ap.add_argument("--steps", type=int, default=None, help="steps per timing (default: about 0.4 s worth, at least 2)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median and spread over them)")
+    ap.add_argument("--steps", type=int, default=None, help="steps of each per round (default: 0.4 s of the reference's, at least 2)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the CPU sweeps run)")
     ap.add_argument("--compile", action="store_true", help="torch.compile each block of both models (10-25 s per model on CPU)")
     ap.add_argument("--dist", action="store_true", help="also one process vs FSDP2 x2 (whole train.py runs of the first shape)")
+    ap.add_argument("overrides", nargs="*", help="config overrides for the project's step, e.g. +optim.fused=true")
     ap.add_argument("--quick", action="store_true", help="a tiny shape (64x1, context 32, batch 2), one round of 1 step")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default="bench_results")
@@ -318,18 +334,20 @@ def main(argv: list[str] | None = None) -> Path:
         torch.set_num_threads(args.threads)
     name = device_name(device)
     print(f"{name} | torch {torch.__version__} | vocab {args.vocab}, context {args.context}, batch {args.batch} | "
+          + (f"project with {' '.join(args.overrides)} | " if args.overrides else "") +
           f"{args.rounds} interleaved rounds; ratio = reference ms / project ms (> 1: project faster)", flush=True)
     runs = []
     for dtype in args.dtypes:
         for width, depth in shapes:
             r = bench_shape(width, depth, args.vocab, args.context, args.batch, dtype, args.params, args.rounds,
-                            args.steps, args.compile, device)
+                            args.steps, args.compile, device, args.overrides)
             runs.append(r)
             cells = "  ".join(f"{p} {r['project'][p]['ratio']:.3f}x±{r['project'][p]['ratio_spread']:.3f} "
                               f"(groups {r['project'][p]['param_groups']}: {r['project'][p]['group_overhead_pct_of_step']:+.2f}%)"
                               for p in args.params)
             print(f"{dtype}{' compiled' if args.compile else ''} {width}x{depth}: reference "
-                  f"{r['reference']['ms_per_step']:.1f} ms/step  {cells}", flush=True)
+                  f"{r['reference']['ms_per_step']:.1f} ms/step (against itself {r['reference']['itself']:.3f}x"
+                  f"±{r['reference']['itself_spread']:.3f})  {cells}", flush=True)
     dist_runs = bench_dist(*shapes[0], args.context, args.batch, 30, device) if args.dist else []
     print("\n" + "\n".join(table_lines(runs, args.params)))
     out = Path(args.out)
@@ -337,7 +355,7 @@ def main(argv: list[str] | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = out / f"bench-{device.type}-{stamp}.json"
     path.write_text(json.dumps({"device": name, "threads": torch.get_num_threads() if device.type == "cpu" else None,
-                                "torch": torch.__version__, "created": stamp, "ratio": "reference ms / project ms (> 1: project faster)",
+                                "torch": torch.__version__, "created": stamp, "overrides": args.overrides, "ratio": "reference ms / project ms (> 1: project faster)",
                                 "runs": runs, "dist": dist_runs}, indent=1) + "\n")
     print(f"wrote {path}")
     return path

@@ -62,7 +62,7 @@ class _ScaledLinearFn(torch.autograd.Function):
         if bias is None:
             y = torch.addmm(x2.new_zeros(()), x2, weight.t(), beta=0, alpha=a)
         else:
-            y = torch.addmm(bias, x2, weight.t(), beta=a, alpha=a)
+            y = torch.addmm(bias * a, x2, weight.t(), alpha=a)  # beta = 1: BLAS scales no output by beta
         ctx.save_for_backward(x2, weight)
         ctx.a, ctx.has_bias, ctx.x_shape = a, bias is not None, x.shape
         return y.view(*x.shape[:-1], y.shape[-1])
@@ -72,8 +72,8 @@ class _ScaledLinearFn(torch.autograd.Function):
         x2, weight = ctx.saved_tensors
         a, g = ctx.a, grad.reshape(-1, grad.shape[-1])
         zero = g.new_zeros(())
-        gx = torch.addmm(zero, g, weight.to(g.dtype), beta=0, alpha=a).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
-        gw = torch.addmm(zero, g.t(), x2.to(g.dtype), beta=0, alpha=a) if ctx.needs_input_grad[1] else None
+        gx = torch.addmm(zero, g, weight, beta=0, alpha=a).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
+        gw = torch.addmm(zero, g.t(), x2, beta=0, alpha=a) if ctx.needs_input_grad[1] else None
         gb = g.sum(0) * a if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb, None
 
