@@ -18,6 +18,13 @@ from records import read_jsonl
 from train import run
 
 
+@pytest.fixture
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_the_reference_is_gpt2_small_at_its_shape():
     # GPT-2 small (Radford et al. 2019): 124,439,808 parameters with the 50257-token vocabulary
     with torch.device("meta"):
@@ -33,7 +40,8 @@ def test_the_reference_decays_matrices_and_not_vectors():
     assert len(decay["params"]) + len(plain["params"]) == len(list(model.parameters()))  # tied wte counted once
 
 
-def test_the_reference_trains_and_its_loss_falls():
+def test_the_reference_trains_and_its_loss_falls(keep_threads):
+    torch.set_num_threads(1)  # tiny kernels: a second thread only waits
     torch.manual_seed(0)
     model = ReferenceGPT(width=32, depth=2, head_dim=16, context=16, vocab_size=50)
     step = ReferenceStep(model, reference_optimizer(model, lr=1e-2))
@@ -60,13 +68,6 @@ def test_the_bench_times_the_step_train_py_takes(tiny_cfg, tmp_path):
         x, y = windows.batch(cfg.train.batch_size, seed=cfg.seed, step=i, micro=0, rank=0, world=1)
         losses.append(step(x, y).item())
     assert losses == logged
-
-
-@pytest.fixture
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_quick_bench_writes_both_timings_and_the_ratio(tmp_path, capsys, keep_threads):
