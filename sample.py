@@ -57,7 +57,7 @@ def load_model(path: Path, device: str = "cpu"):
 
     from model import GPT
     from param import model_config
-    from param.table import Row, Table
+    from param.table import Table
     from records import is_distributed_checkpoint, load_checkpoint
 
     from records.checkpoint import DamagedCheckpoint
@@ -70,7 +70,7 @@ def load_model(path: Path, device: str = "cpu"):
         raise UserError(f"{path} was written before checkpoints carried the config and the param table: it cannot be sampled")
     cfg = OmegaConf.create(state["config"])
     saved = state["param_table"]
-    table = Table(globals=saved["globals"], rows=[Row(**r) for r in saved["tensors"]])
+    table = Table.from_dict(saved)
     model = GPT(model_config(cfg.model, int(saved["globals"]["vocab_size"])), table.scales())
     if is_distributed_checkpoint(path):
         import torch.distributed.checkpoint as dcp

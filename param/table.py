@@ -54,6 +54,11 @@ class Table:
     def to_dict(self) -> dict:
         return {"globals": self.globals, "tensors": [asdict(r) for r in self.rows]}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Table":
+        """The table back from `to_dict()` (param_table.json, a checkpoint's `param_table`)."""
+        return cls(globals=d["globals"], rows=[Row(**r) for r in d["tensors"]])
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 

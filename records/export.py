@@ -11,10 +11,10 @@ multipliers are part of the model: rebuild it from the table, e.g.
 
     from omegaconf import OmegaConf
     from model import GPT
-    from param.table import Row, Table, model_config
+    from param.table import Table, model_config
     full = torch.load("model.pt", weights_only=True)
     t = full["param_table"]
-    table = Table(t["globals"], [Row(**r) for r in t["tensors"]])
+    table = Table.from_dict(t)
     gpt = GPT(model_config(OmegaConf.create(full["config"]["model"]), t["globals"]["vocab_size"]), table.scales())
     gpt.load_state_dict(full["model"])
 """

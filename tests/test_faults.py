@@ -102,7 +102,7 @@ def test_an_export_loads_with_weights_only_and_its_docstring_recipe_gives_the_ru
 
     import data
     from model import GPT
-    from param.table import Row, Table, model_config
+    from param.table import Table, model_config
 
     cfg = tiny_cfg("train.steps=2", "param=mup", "model.width=64")
     summary = run(cfg, tmp_path)
@@ -110,7 +110,7 @@ def test_an_export_loads_with_weights_only_and_its_docstring_recipe_gives_the_ru
     assert out.returncode == 0, out.stderr
     full = torch.load(tmp_path / "m.pt", weights_only=True)  # the recipe in records/export.py
     t = full["param_table"]
-    table = Table(t["globals"], [Row(**r) for r in t["tensors"]])
+    table = Table.from_dict(t)
     gpt = GPT(model_config(OmegaConf.create(full["config"]["model"]), t["globals"]["vocab_size"]), table.scales())
     gpt.load_state_dict(full["model"])
     gpt.eval()
