@@ -45,11 +45,11 @@ from pathlib import Path
 import torch
 
 import cli
-from model import GPT, flops_per_token
+from model import flops_per_token
 from model.mfu import mfu, peak_flops
 from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
 from optim import build_optimizer, make_schedule
-from param import apply_init, build_table, model_config
+from param import init_model
 
 CHAR_VOCAB, BPE_VOCAB = 128, 50304  # 84 Shakespeare chars and 50257 GPT-2 tokens, padded to 64
 PARAMS = ("sp", "mup", "spectral")
@@ -90,11 +90,8 @@ class ProjectStep:
     reference), so data loading is timed for neither."""
 
     def __init__(self, cfg, vocab: int, device, dtype: str, compile_: bool):
-        self.cfg, self.table = cfg, build_table(cfg, vocab)
-        torch.manual_seed(cfg.seed)
-        self.model = GPT(model_config(cfg.model, vocab), self.table.scales())
-        apply_init(self.model, self.table)
-        self.model.to(device)
+        self.cfg = cfg
+        self.table, self.model = init_model(cfg, vocab, device, cfg.seed)
         if compile_:  # dist.parallelize with train.compile=true: one compiled module per block
             for block in self.model.blocks:
                 block.compile()

@@ -274,16 +274,12 @@ def project_step(param: str, ck: Check, vocab: int, autocast):
     """The project's step as train.py takes it: table, multipliers, per-group AdamW, clipping,
     compiled per block by dist.parallelize. Returns (step(x, y) -> loss, flops per token)."""
     import dist
-    from model import GPT, flops_per_token
+    from model import flops_per_token
     from optim import build_optimizer
-    from param import apply_init, build_table, model_config
+    from param import init_model
 
     cfg = cli.compose([*run_overrides(ck), f"param={param}", f"model.vocab_size={vocab}"])
-    table = build_table(cfg, vocab)
-    torch.manual_seed(0)
-    model = GPT(model_config(cfg.model, vocab), table.scales())
-    apply_init(model, table)
-    model.to(ck.device)
+    table, model = init_model(cfg, vocab, ck.device, 0)
     fwd = dist.parallelize(model, cfg.dist, dist.Runtime(), ck.device, compile_blocks=ck.shape.compile)
     opt = build_optimizer(cfg, model, table, ck.device.type)
     params = list(model.parameters())
@@ -447,9 +443,8 @@ def dcp_round_trip(ck: Check) -> dict:
 
     import data
     import dist
-    from model import GPT
     from optim import build_optimizer
-    from param import apply_init, build_table, model_config
+    from param import init_model
     from records import load_distributed, save_distributed
 
     own = not tdist.is_initialized()
@@ -463,11 +458,7 @@ def dcp_round_trip(ck: Check) -> dict:
         autocast = torch.autocast(ck.device.type, dtype=torch.bfloat16)
 
         def build():
-            table = build_table(cfg, vocab)
-            torch.manual_seed(0)
-            model = GPT(model_config(cfg.model, vocab), table.scales())
-            apply_init(model, table)
-            model.to(ck.device)
+            table, model = init_model(cfg, vocab, ck.device, 0)
             dist.parallelize(model, cfg.dist, dist.Runtime(strategy="fsdp2"), ck.device, compile_blocks=False)
             return model, build_optimizer(cfg, model, table, ck.device.type)
 

@@ -28,11 +28,11 @@ import torch
 import cli
 import data
 import dist
-from model import GPT, count_params, flops_per_token
+from model import count_params, flops_per_token
 from model.mfu import mfu, peak_flops
 from optim import build_optimizer, make_schedule
 from optim.diagnostics import make_diagnostics
-from param import apply_init, build_table, model_config
+from param import init_model
 from records import (
     MetricsLog,
     is_distributed_checkpoint,
@@ -252,11 +252,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     data_dir = data.ensure_prepared(cfg.data)
     meta = data.load_meta(data_dir)
     vocab = cli.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
-    table = build_table(cfg, vocab)
-    torch.manual_seed(cfg.seed)
-    model = GPT(model_config(cfg.model, vocab), table.scales())
-    apply_init(model, table)
-    model.to(device)
+    table, model = init_model(cfg, vocab, device, cfg.seed)
     n_params, fpt = count_params(model), flops_per_token(model)
     step_model = dist.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
     optimizer = build_optimizer(cfg, model, table, device.type)

@@ -152,22 +152,15 @@ class Setup:
 
 
 def setup(cfg, seed: int) -> Setup:
-    import torch
-
     import data
-    from model import GPT
     from optim import build_optimizer, make_schedule
-    from param import apply_init, build_table, model_config
+    from param import init_model
     from train import resolve_device
 
     data_dir = data.ensure_prepared(cfg.data)
     vocab = cli.vocab_size(cfg)
     device = resolve_device(cfg.train.device)
-    table = build_table(cfg, vocab)
-    torch.manual_seed(seed)
-    model = GPT(model_config(cfg.model, vocab), table.scales())
-    apply_init(model, table)
-    model.to(device)
+    table, model = init_model(cfg, vocab, device, seed)
     ctx = int(cfg.model.context)
     return Setup(model, table, build_optimizer(cfg, model, table, device.type), make_schedule(cfg, table),
                  data.TokenWindows(data_dir, "train", ctx), data.TokenWindows(data_dir, "val", ctx),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from model import clean_name
+from model import GPT, clean_name
 
 
 @torch.no_grad()
@@ -23,3 +23,16 @@ def apply_init(model: torch.nn.Module, table, generator: torch.Generator | None 
             t.fill_(1.0)
         else:
             raise ValueError(f"unknown init {row.init!r} for {name}")
+
+
+def init_model(cfg, vocab_size: int, device, seed: int):
+    """The table and the model it initialises, on `device`: the table comes from names (before
+    any wrapper), the weights from the table's stds, drawn after `torch.manual_seed(seed)`.
+    Returns (table, model); sharding, compile and the optimizer are the caller's."""
+    from param.table import build_table, model_config
+
+    table = build_table(cfg, vocab_size)
+    torch.manual_seed(seed)
+    model = GPT(model_config(cfg.model, vocab_size), table.scales())
+    apply_init(model, table)
+    return table, model.to(device)
