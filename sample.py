@@ -6,16 +6,15 @@ config, parameterization table and tokenizer.
     python sample.py outputs/... --ckpt step_001000           # a given checkpoint of the run
 
 A run dir holds checkpoints/step_N/ with either state.pt (one process) or a DCP checkpoint
-(torchrun); both load here into one process. The model is rebuilt from the checkpoint's own
-config and table (its multipliers are part of the forward pass, so the table is needed, not
-only the weights). The context is cropped to model.context tokens as the text grows.
+(torchrun); both load here into one process, through records/export.py's `load_full`. The model
+is rebuilt from the checkpoint's own config and table (its multipliers are part of the forward
+pass, so the table is needed, not only the weights). The context is cropped to model.context tokens as the text grows.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import cli
@@ -58,30 +57,14 @@ def load_model(path: Path, device: str = "cpu"):
     from model import GPT
     from param import model_config
     from param.table import Table
-    from records import is_distributed_checkpoint, load_checkpoint
+    from records.export import load_full
 
-    from records.checkpoint import DamagedCheckpoint
-
-    try:
-        state = load_checkpoint(path)  # state.pt, or a DCP checkpoint's meta.pt
-    except DamagedCheckpoint as e:
-        raise UserError(f"{path} is damaged ({e}): pick an older one with --ckpt step_N") from None
-    if state.get("config") is None or state.get("param_table") is None:
-        raise UserError(f"{path} was written before checkpoints carried the config and the param table: it cannot be sampled")
-    cfg = OmegaConf.create(state["config"])
-    saved = state["param_table"]
-    table = Table.from_dict(saved)
-    model = GPT(model_config(cfg.model, int(saved["globals"]["vocab_size"])), table.scales())
-    if is_distributed_checkpoint(path):
-        import torch.distributed.checkpoint as dcp
-
-        weights = {"model": model.state_dict()}
-        with warnings.catch_warnings():  # one process reading a sharded checkpoint is intended here
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.load(weights, checkpoint_id=str(path))
-        model.load_state_dict(weights["model"])
-    else:
-        model.load_state_dict(state["model"])
+    full = load_full(path, hint="delete it or sample another checkpoint (--ckpt step_N)",
+                     damaged="pick an older one with --ckpt step_N")
+    cfg = OmegaConf.create(full["config"])
+    table = Table.from_dict(full["param_table"])
+    model = GPT(model_config(cfg.model, int(table.globals["vocab_size"])), table.scales())
+    model.load_state_dict(full["model"])
     return model.to(device).eval(), cfg
 
 

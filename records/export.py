@@ -35,8 +35,10 @@ from records.checkpoint import DamagedCheckpoint, is_distributed_checkpoint, lat
 HINT = "delete it or export another checkpoint"
 
 
-def load_full(path: Path) -> dict:
-    """{"model": full state dict, "config", "param_table"} from a checkpoint dir or a run dir."""
+def load_full(path: Path, hint: str = HINT, damaged: str = "export another checkpoints/step_N") -> dict:
+    """{"model": full state dict, "config", "param_table"} from a checkpoint dir or a run dir, of
+    either kind (a DCP checkpoint is gathered into one process). `hint` ends the refusal of a
+    foreign pickle, `damaged` names the fix for a damaged file (both one line)."""
     path = Path(path)
     if not (path / "state.pt").exists() and not (path / "meta.pt").exists():
         found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
@@ -44,9 +46,9 @@ def load_full(path: Path) -> dict:
             raise cli.UserError(f"{path} holds no checkpoint: give a run dir or a checkpoints/step_N dir")
         path = found
     try:
-        meta = load_checkpoint(path, hint=HINT)  # state.pt, or a DCP checkpoint's meta.pt
+        meta = load_checkpoint(path, hint=hint)  # state.pt, or a DCP checkpoint's meta.pt
     except DamagedCheckpoint as e:
-        raise cli.UserError(f"{path}: the checkpoint is damaged ({e}): export another checkpoints/step_N") from None
+        raise cli.UserError(f"{path} is damaged ({e}): {damaged}") from None
     if is_distributed_checkpoint(path):
         from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
