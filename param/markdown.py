@@ -55,7 +55,8 @@ def markdown_table() -> str:
     row("multiplier", "embedding output", [_cell(r.forward("embedding"), "α_in", r.env) for _, _, r in cols])
     row("multiplier", "logits", [_cell(r.forward("readout"), "α_out", r.env) for _, _, r in cols])
     row("multiplier", "residual branch", [_cell(r.forward("branch"), "α_res", r.env) for _, _, r in cols])
-    row("attention scale", "q·k", ["1/d_head" if c.param.attn_scale == "linear" else "1/√d_head" for _, c, _ in cols])
+    shown = {"linear": "1/d_head", "sqrt": "1/√d_head", "anchored": "√d_b/d_head"}
+    row("attention scale", "q·k", [shown.get(c.param.attn_scale, c.param.attn_scale) for _, c, _ in cols])
     for family, optims in (("adam", "AdamW, Adam"), ("sgd", "SGD")):
         for quantity, base in (("lr", "η"), ("wd", "λ"), ("eps", "ε")):
             if family == "sgd" and quantity == "eps":

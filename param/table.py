@@ -100,12 +100,24 @@ def _g(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def attn_scale(kind: str, head_dim: int) -> float:
+ATTN_SCALES = {
+    "sqrt": "1/sqrt(head_dim) (Vaswani et al. 2017)",
+    "linear": "1/head_dim (TP5 Def. 4.1)",
+    "anchored": "sqrt(base_head_dim)/head_dim: 1/head_dim (TP5 Def. 4.1) scaled to equal 1/sqrt(head_dim) at the base "
+                "(microsoft/mup's 8/d is this with base_head_dim 64)",
+}
+
+
+def attn_scale(kind: str, head_dim: int, base_head_dim: int | None = None) -> float:
     if kind == "sqrt":
         return 1.0 / math.sqrt(head_dim)  # Vaswani et al. 2017
     if kind == "linear":
         return 1.0 / head_dim  # muP: Yang et al. 2022 (TP5) Def. 4.1
-    raise UserError(f"param.attn_scale={kind!r}: choose sqrt (1/sqrt(head_dim)) or linear (1/head_dim)")
+    if kind == "anchored":
+        # 1/sqrt(d_b) * (d_b/d): exactly 1/sqrt(d) at d = d_b (the ratio is 1.0), so muP's base model is SP
+        return (1.0 / math.sqrt(base_head_dim)) * (base_head_dim / head_dim)
+    raise UserError(f"param.attn_scale={kind!r}: choose sqrt (1/sqrt(head_dim)), linear (1/head_dim) or anchored "
+                    "(sqrt(param.base_head_dim)/head_dim)")
 
 
 def model_config(mcfg, vocab_size: int) -> GPTConfig:
@@ -128,7 +140,7 @@ def _fans(role: str, shape: list[int]) -> tuple[int, int]:
 def check_param(cfg) -> None:
     """Shape constraints a parameterization puts on the model: one line each, naming the fix."""
     p, mc = cfg.param, cfg.model
-    for key in ("base_width", "base_depth"):
+    for key in ("base_width", "base_depth") + (("base_head_dim",) if p.get("attn_scale") == "anchored" else ()):
         v = p.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"param.{key}={v!r} must be a positive integer")
@@ -151,13 +163,14 @@ def build_table(cfg, vocab_size: int) -> Table:
     check(o, rules)
     env = rules.env
     sigma = float(p.init_std)
+    hidden_sigma = sigma if p.get("hidden_init_std") is None else float(p.hidden_init_std)
     # forward multipliers (spec §2.1): base alpha x the parameterization's factor
     emb, readout, branch = rules.forward("embedding"), rules.forward("readout"), rules.forward("branch")
     g = {
         "emb_multiplier": float(p.emb_multiplier) * emb.value,
         "readout_multiplier": float(p.readout_multiplier) * readout.value,
         "branch_multiplier": float(p.branch_multiplier) * branch.value,
-        "attn_scale": attn_scale(p.attn_scale, mc.head_dim),
+        "attn_scale": attn_scale(p.attn_scale, mc.head_dim, p.get("base_head_dim")),
     }
     with torch.device("meta"):
         shapes = [(n, list(t.shape)) for n, t in GPT(mc).named_parameters()]
@@ -171,8 +184,9 @@ def build_table(cfg, vocab_size: int) -> Table:
             source["init"] = "LayerNorm gain 1, bias 0" if role == "norm" else "biases start at 0 (spectral paper App. E.2)"
         else:
             f = rules.init(role)
-            kind, std = "normal", sigma * f.value
-            source["init"] = f.shown("σ", env)
+            hidden = role in HIDDEN_ROLES and p.get("hidden_init_std") is not None
+            kind, std = "normal", (hidden_sigma if hidden else sigma) * f.value
+            source["init"] = f.shown("σ_hidden" if hidden else "σ", env)
             if role == "readout" and p.get("zero_readout"):
                 kind, std, source["init"] = "zeros", 0.0, "0 (param.zero_readout; TP5's recommendation)"
             elif role == "attn_qkv" and p.get("zero_query"):
@@ -201,7 +215,7 @@ def build_table(cfg, vocab_size: int) -> Table:
         "sources": {
             "emb_multiplier": emb.shown("α_in", env), "readout_multiplier": readout.shown("α_out", env),
             "branch_multiplier": branch.shown("α_res", env),
-            "attn_scale": "1/head_dim (TP5 Def. 4.1)" if p.attn_scale == "linear" else "1/sqrt(head_dim) (Vaswani et al. 2017)",
+            "attn_scale": ATTN_SCALES.get(p.attn_scale, p.attn_scale),
         },
     }
     return Table(globals=glob, rows=rows)

@@ -306,10 +306,24 @@ def test_globals_multipliers(param):
     assert g["branch_multiplier"] == pytest.approx(branch, rel=REL)
 
 
+BHD = 16  # a base head_dim other than HD, so the anchored scale is told apart from 1/sqrt(HD)
+
+
 @pytest.mark.parametrize("param", PARAMS, ids=lambda p: f"2.1 {PNAME[p]} attention logit scale is "
-                         + ("1/sqrt(d_head)" if p == "sp" else "1/d_head"))
+                         + ("1/sqrt(d_head)" if p == "sp" else "1/d_head, anchored to 1/sqrt(d_head) at the base head_dim"))
 def test_attention_scale(param):
-    assert table(param).globals["attn_scale"] == pytest.approx(1 / math.sqrt(HD) if param == "sp" else 1 / HD, rel=REL)
+    """TP5 Def. 4.1's 1/d_head for the muP family, times sqrt(d_base) so that it equals SP's 1/sqrt(d_head) at the
+    base head_dim (microsoft/mup's 8/d is d_base = 64): 1/d_head in scaling, SP at the base."""
+    at = {hd: table(param, "adamw", f"param.base_head_dim={BHD}", f"model.head_dim={hd}").globals["attn_scale"]
+          for hd in (BHD, HD)}
+    assert at[BHD] == 1 / math.sqrt(BHD)  # bitwise SP's value at the base head_dim
+    assert at[HD] == pytest.approx(1 / math.sqrt(HD) if param == "sp" else math.sqrt(BHD) / HD, rel=REL)
+    if param != "sp":
+        assert at[HD] / at[BHD] == pytest.approx(BHD / HD, rel=REL)  # 1/d_head in scaling
+
+
+def test_attention_scale_linear_is_tp5_literal():
+    assert table("mup", "adamw", "param.attn_scale=linear").globals["attn_scale"] == pytest.approx(1 / HD, rel=REL)
 
 
 @pytest.mark.parametrize("param, kind, expected", [
@@ -563,7 +577,10 @@ def test_base_shape_identity(param, optim, tie):
     for key in ("emb_multiplier", "readout_multiplier", "branch_multiplier"):
         assert p.globals[key] == pytest.approx(1.0, rel=REL) and sp.globals[key] == pytest.approx(1.0, rel=REL), key
     assert sp.globals["attn_scale"] == pytest.approx(1 / math.sqrt(HD), rel=REL)
-    assert p.globals["attn_scale"] == pytest.approx(1 / HD, rel=REL)
+    # anchored at the default base head_dim (32, not this HD): sqrt(32)/HD; at base_head_dim = HD it is SP's
+    assert p.globals["attn_scale"] == pytest.approx(math.sqrt(32) / HD, rel=REL)
+    assert table(param, optim, *extra, f"param.base_head_dim={HD}", width=BW, depth=BD, mults=False).globals["attn_scale"] \
+        == sp.globals["attn_scale"]
 
 
 @pytest.mark.parametrize("optim", ("adamw", "sgd"))

@@ -53,7 +53,7 @@ def test_the_model_applies_the_tables_multipliers():
     for block in model.blocks:
         assert block.attn.out.multiplier == block.mlp.proj.multiplier == pytest.approx(0.25)  # 1/r
         assert block.attn.qkv.multiplier == block.mlp.fc.multiplier == 1.0
-        assert block.attn.scale == pytest.approx(1 / 16)  # 1/d_head
+        assert block.attn.scale == pytest.approx(32**0.5 / 16)  # anchored: sqrt(base_head_dim = 32)/d_head
 
 
 def test_the_schedule_cannot_erase_the_per_tensor_scaling():
@@ -115,3 +115,22 @@ def test_misconfigured_parameterizations_get_one_line(capsys, overrides, fix):
         cli.guard(cli.check_overrides)(overrides)
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and fix in err, err
+
+
+@pytest.mark.parametrize("tie", ["true", "false"])
+def test_mup_at_the_base_shape_given_sps_base_values_trains_bitwise_like_sp(tie):
+    """At m = 1 every muP factor is 1 and the anchored attention scale is exactly 1/sqrt(head_dim): the same seed
+    gives the same weights, the same 5 losses and the same weights after them, bit for bit."""
+    from param.checks import setup, train_step
+
+    shape = ["model.width=64", "model.depth=2", "model.head_dim=16", "model.context=32", "train.batch_size=4",
+             "param.base_width=64", "param.base_depth=2", "param.base_head_dim=16", f"model.tie_embeddings={tie}",
+             "optim.weight_decay=0.1"]
+    losses, weights = {}, {}
+    for p in ("sp", "mup"):
+        s = setup(cli.compose(["+check=coord", f"param={p}", *shape]), seed=3)
+        assert s.model.blocks[0].attn.scale == 1 / math.sqrt(16)
+        losses[p] = [train_step(s, i) for i in range(5)]
+        weights[p] = {n: t.detach().clone() for n, t in s.model.named_parameters()}
+    assert losses["mup"] == losses["sp"]
+    assert all(torch.equal(weights["mup"][n], w) for n, w in weights["sp"].items())
