@@ -66,17 +66,14 @@ distclean: clean ## remove everything the Makefile created
 docs: setup ## regenerate the README's table of parameterization rules from conf/param/*.yaml
 	$(PY) -m param --markdown --write README.md
 
-# The CPU width-transfer demo (sweeps/cpu_width_lr_adamw.yaml): SP vs muP, widths 32-256, 2
-# single-thread trials at a time. The --skip's leave out SP points far above SP's large-width
-# optimum and muP's lowest LR, far below every muP optimum (the grid stays wide enough that
-# no optimum sits on its edge). Resumable: run it again after an interrupt.
+# Tune small, train large on CPU (python -m sweeps.transfer, docs/transfer.md): a random search of
+# muP's base HPs (eta, sigma_hidden, alpha_in, alpha_out) at the base width 64, its winner carried
+# unchanged to widths 32-256, against SP with its LR tuned at every width; 2 seeds a cell, 2
+# single-thread trials at a time. Resumable: run it again after an interrupt.
 DEMO_OUT ?= outputs/demo
-DEMO_SKIP := --skip 'param=sp,model.width>=128,optim.lr>=2^-5' --skip 'param=sp,model.width=256,optim.lr=2^-6' \
-	--skip 'param=mup,optim.lr<=2^-10'
-demo: setup ## CPU width-transfer sweep, SP vs muP (~25 min on 2 cores): plot + verdict in outputs/demo/
+demo: setup ## tune small (muP proxy search), train large, vs SP tuned per width (~40 min on 2 cores) -> outputs/demo/
 	$(PY) -m data.prepare
-	$(PY) -m sweeps.run sweeps/cpu_width_lr_adamw.yaml --jobs 2 --out $(DEMO_OUT) $(DEMO_SKIP)
-	$(PY) -m sweeps.plot $(DEMO_OUT)/results.csv --png $(DEMO_OUT)/transfer.png | tee $(DEMO_OUT)/verdict.txt
+	$(PY) -m sweeps.transfer --out $(DEMO_OUT) --jobs 2
 
 # The README's picture: the coordinate check of SP next to muP in width (the spectral paper's
 # protocol at widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.

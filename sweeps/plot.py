@@ -9,7 +9,9 @@ panel per parameterization side by side, each optimum marked; then the verdict.
 
 This is the spectral paper's Fig. 1c/d, 2, 3 and 4 layout (spec §5): validation loss against
 log2 eta_base (or lambda_base), μP and SP panels. Diverged trials are drawn as crosses along
-the top of their panel, so a missing point is never a silent one.
+the top of their panel, so a missing point is never a silent one. With seeds, each point is the
+mean over its seeds with their standard deviation as an error bar, and an optimum the seeds
+cannot tell from the next octave is a hollow star (sweeps/verdict.py).
 """
 
 from __future__ import annotations
@@ -64,16 +66,19 @@ def octave_ticks(ax, lo: float, hi: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda k, _: f"$2^{{{int(round(k))}}}$"))
 
 
-def draw_optima(ax, stars: list[tuple[float, float, tuple]], y_span: float) -> None:
-    """A star per optimum in its curve's colour. Optima that share a point (same x, losses within
-    1% of the y range) are spread side by side around it, 0.2 octave apart, so none hides another."""
+def draw_optima(ax, stars: list[tuple[float, float, tuple, bool]], y_span: float) -> None:
+    """A star per optimum in its curve's colour, hollow when the seeds leave it undecided. Optima
+    that share a point (same x, losses within 1% of the y range) are spread side by side around it,
+    0.2 octave apart, so none hides another."""
     groups: list[list] = []
-    for x, y, color in stars:
+    for star in stars:
+        x, y = star[0], star[1]
         same = next((g for g in groups if g[0][0] == x and abs(g[0][1] - y) < 0.01 * y_span), None)
-        (same.append((x, y, color)) if same else groups.append([(x, y, color)]))
+        (same.append(star) if same else groups.append([star]))
     for g in groups:
-        for j, (x, y, color) in enumerate(g):
-            ax.plot([x + 0.2 * (j - (len(g) - 1) / 2)], [y], "*", color=color, ms=14, mec="black", mew=0.7, zorder=5)
+        for j, (x, y, color, undecided) in enumerate(g):
+            ax.plot([x + 0.2 * (j - (len(g) - 1) / 2)], [y], "*", color=color, ms=14, mec="black", mew=0.7, zorder=5,
+                    mfc="white" if undecided else color)
 
 
 def draw(v: dict, png: Path) -> None:
@@ -105,13 +110,19 @@ def draw(v: dict, png: Path) -> None:
             over = [(a, b) for a, b in ok if b > top]
             s = p["sizes"][size]
             ax.plot([a for a, _ in ok], [min(b, top) for _, b in ok], "-", marker=marker, ms=4, lw=1.6, color=color,
-                    label=f"{size if v['by'] else 'all'}: {octave(s['optimum'])}" + (" (edge)" if s["edge"] else ""))
+                    label=f"{size if v['by'] else 'all'}: {octave(s['optimum'])}" + (" (edge)" if s["edge"] else "")
+                    + (" (undecided)" if s.get("decided") is False else ""))
+            spread = v.get("spread", {}).get(label, {}).get(size, {})
+            bars = [(math.log2(x), curve[x], spread.get(x)) for x in xs if curve[x] is not None and spread.get(x) and curve[x] <= top]
+            if bars:  # the seeds' standard deviation at each point
+                ax.errorbar([a for a, _, _ in bars], [b for _, b, _ in bars], yerr=[e for _, _, e in bars], fmt="none",
+                            ecolor=color, elinewidth=1.0, capsize=2.5, alpha=0.8)
             if over:
                 ax.plot([a for a, _ in over], [top] * len(over), "^", color=color, ms=6, clip_on=False)
             if bad:
                 ax.plot(bad, [top] * len(bad), "x", color=color, ms=8, mew=2, clip_on=False)
             if s["optimum"] is not None:
-                stars.append((math.log2(s["optimum"]), s["loss"], color))
+                stars.append((math.log2(s["optimum"]), s["loss"], color, s.get("decided") is False))
         draw_optima(ax, stars, top - bottom)
         d = p["drift_octaves"]
         ax.set_title(f"{label}\noptimum drift {d:+.3g} octaves" if d is not None else label, fontsize=9)
@@ -120,7 +131,7 @@ def draw(v: dict, png: Path) -> None:
             octave_ticks(ax, min(xs_all), max(xs_all))
         ax.grid(alpha=0.3)
         ax.grid(alpha=0.12, which="minor")
-        ax.legend(fontsize=7, title=f"{v['by'] or 'size'}: optimum (★)", title_fontsize=7, framealpha=0.85)
+        ax.legend(fontsize=7, title=f"{v['by'] or 'size'}: optimum (★; ☆ undecided)", title_fontsize=7, framealpha=0.85)
     axes[0][0].set_ylabel(v["metric"].replace("_", " ") + "\n(×: diverged, ▲: off the top)", fontsize=9)
     axes[0][0].set_ylim(bottom, top + 0.02 * (top - bottom))
     png.parent.mkdir(parents=True, exist_ok=True)

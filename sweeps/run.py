@@ -4,6 +4,7 @@
     python -m sweeps.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2     # random / bayes
     python -m sweeps.run sweeps/gpu_width_lr_adamw.yaml --launcher slurm --slurm partition=gpu
     python -m sweeps.run sweeps/X.yaml train.steps=5 data.root=/tmp/d        # overrides for every trial
+    python -m sweeps.run sweeps/cpu_transfer_sp.yaml --seeds 2 --jobs 2       # every point with seed=1 and seed=2
 
 Each trial runs in `<out>/<trial>/` (its Hydra run dir). A trial whose dir holds summary.json
 is done and is not run again, so an interrupted sweep continues where it stopped; a trial
@@ -230,6 +231,37 @@ def run_submitit(jobs: list[tuple[Trial, list[str]]], out: Path, cluster: str, s
 
 # ----------------------------------------------------------------------------- the sweep
 
+def parse_seeds(text: str | None) -> list[int]:
+    """--seeds N (seeds 1..N) or --seeds 3,7 (those); [] without the option."""
+    if text is None:
+        return []
+    try:
+        seeds = list(range(1, int(text) + 1)) if "," not in text else [int(x) for x in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text}: give a count (--seeds 3 runs seed=1,2,3) or distinct seeds >= 0 (--seeds 1,5)")
+    return seeds
+
+
+def with_seeds(sweep: spec.Sweep, seeds: list[int]) -> spec.Sweep:
+    """The sweep with `seed` as its last (fastest-varying) parameter: every grid point once per seed,
+    and every trial's name and results row with its seed (random / bayes proposals get theirs
+    from `seeded`)."""
+    if not seeds:
+        return sweep
+    if "seed" in sweep.params or any(o.split("=", 1)[0].lstrip("+") == "seed" for o in sweep.fixed + sweep.extra):
+        raise UserError(f"{sweep.path}: seed is already set (a parameter or an override): drop it or --seeds")
+    import dataclasses
+
+    return dataclasses.replace(sweep, params={**sweep.params, "seed": {"values": list(seeds)}})
+
+
+def seeded(values: list[dict], seeds: list[int]) -> list[dict]:
+    """Proposals of a random / bayes search, each once per seed (the seed is not searched)."""
+    return [{**v, "seed": s} for v in values for s in seeds] if seeds else values
+
+
 def sweep_trials(sweep: spec.Sweep, out: Path, skip: list[str], count: int | None, seed: int) -> list[Trial]:
     if sweep.method == "grid":
         values = [v for v in spec.grid(sweep) if not any(spec.matches(v, c) for c in skip)]
@@ -244,9 +276,13 @@ def sweep_trials(sweep: spec.Sweep, out: Path, skip: list[str], count: int | Non
 
 def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", skip: list[str] = (),
         count: int | None = None, seed: int = 0, use_wandb: bool = False, slurm: list[str] = (),
-        progress: bool = True) -> list[dict]:
-    """Run (or continue) a sweep; returns the rows written to <out>/results.csv."""
+        progress: bool = True, seeds: list[int] = ()) -> list[dict]:
+    """Run (or continue) a sweep, each trial once per seed in `seeds` (none: the config's seed);
+    returns the rows written to <out>/results.csv."""
     out.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds)
+    proposals = sweep  # random / bayes propose from the file's parameters; the seeds expand each proposal
+    sweep = with_seeds(sweep, seeds)
     trials = sweep_trials(sweep, out, list(skip), count, seed)
     rows: dict[str, dict] = {}
     user_threads = any(o.startswith("train.threads=") for o in sweep.fixed + sweep.extra) or "train.threads" in sweep.params
@@ -256,7 +292,7 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
         env.setdefault("WANDB_RUN_GROUP", sweep.path.stem)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(trials) if sweep.method == "grid" else count, desc=sweep.path.stem, unit="trial",
+    bar = tqdm(total=len(trials) if sweep.method == "grid" else count * max(1, len(seeds)), desc=sweep.path.stem, unit="trial",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def record(t: Trial, code: int | None) -> None:
@@ -289,13 +325,15 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
         if sweep.method == "grid":
             execute(trials)
         elif sweep.method == "random":
-            execute([Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], count, seed)])
+            execute([Trial(sweep, v, out) for v in seeded(engine.propose(proposals.raw, [], count, seed), seeds)])
         else:
             history: list[tuple[dict, float | None]] = []
-            while len(history) < count:
-                batch = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, history, min(jobs, count - len(history)), seed)]
+            while len(history) < count * max(1, len(seeds)):
+                n = min(jobs, count - len(history) // max(1, len(seeds)))
+                batch = [Trial(sweep, v, out) for v in seeded(engine.propose(proposals.raw, history, n, seed), seeds)]
                 execute(batch)
-                history += [(t.values, _metric(rows[t.name], sweep.metric)) for t in batch]
+                history += [({k: v for k, v in t.values.items() if k != "seed" or not seeds}, _metric(rows[t.name], sweep.metric))
+                            for t in batch]
     finally:
         bar.close()
     return list(rows.values())
@@ -319,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="leave out grid points matching all of key=v,key>=v,... (repeatable; v may be 2^k)")
     ap.add_argument("--count", type=int, help="trials of a random or bayes sweep")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random / bayes proposals")
+    ap.add_argument("--seeds", help="run every trial with seed=1..N (--seeds N) or with the listed seeds (--seeds 1,5)")
     ap.add_argument("--wandb", action="store_true", help="keep the file's logger=wandb (default: logger=local)")
     ap.add_argument("--dry-run", action="store_true", help="check every trial and print the commands; run nothing")
     args = ap.parse_intermixed_args(argv)
@@ -326,10 +365,12 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--jobs {args.jobs}: give a positive number of parallel trials")
     sweep = spec.load(args.file, extra=args.overrides)
     out = Path(args.out or Path("outputs") / "sweeps" / sweep.path.stem)
+    seeds = parse_seeds(args.seeds)
     if args.dry_run:
-        trials = sweep_trials(sweep, out, args.skip, args.count, args.seed)
+        named = with_seeds(sweep, seeds)
+        trials = sweep_trials(named, out, args.skip, args.count, args.seed)
         if sweep.method == "random":
-            trials = [Trial(sweep, v, out) for v in engine.propose(sweep.raw, [], args.count, args.seed)]
+            trials = [Trial(named, v, out) for v in seeded(engine.propose(sweep.raw, [], args.count, args.seed), seeds)]
         spec.check_trials(sweep, [t.values for t in trials], args.wandb)
         trials = distinct(trials)
         for t in trials:
@@ -340,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     t0 = time.time()
     try:
-        rows = run(sweep, out, args.jobs, args.launcher, args.skip, args.count, args.seed, args.wandb, args.slurm)
+        rows = run(sweep, out, args.jobs, args.launcher, args.skip, args.count, args.seed, args.wandb, args.slurm,
+                   seeds=seeds)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept in {out}; run the same command again to continue", file=sys.stderr)
         sys.exit(130)

@@ -7,6 +7,13 @@ at the largest size over the optimum at the smallest, in octaves; 0 means the hy
 transferred. An optimum on the edge of the x values tried for its size is flagged: the true
 optimum may lie outside the grid, so the drift cannot be judged there. The best loss should
 also fall as the model grows ("wider is better", TP5 §1).
+
+With seeds (a `seed` column with more than one value per cell), every cell is the mean over its
+seeds, with their standard deviation beside it; the optimum is the lowest mean among cells where
+no seed diverged, and it is *undecided* when its margin over an adjacent x on the grid is within
+the seed spread (the larger standard deviation of the two cells): the data cannot tell which of
+the two is better, so the drift is only known to within that octave. With one seed per cell no
+optimum is called decided (`decided: null`): one seed cannot show a margin is real.
 """
 
 from __future__ import annotations
@@ -41,9 +48,11 @@ def pick_axes(rows: list[dict], x: str | None, by: str | None, panel: list[str] 
     return x, by, panel
 
 
-def points(rows: list[dict], x: str, by: str | None, panel: list[str], metric: str) -> dict:
-    """{panel label: {size: {x: loss or None (diverged)}}}; repeated points (seeds) averaged,
-    a point diverged only when every repeat diverged. Failed and unfinished trials are left out."""
+def cells(rows: list[dict], x: str, by: str | None, panel: list[str], metric: str) -> dict:
+    """{panel label: {size: {x: cell}}}, a cell being the seeds' losses at one point: `losses`
+    (finished seeds), `n` (every seed that finished or diverged), `diverged`, `mean`, `std` (sample
+    standard deviation, 0 with one seed; None without two finished seeds). Failed and unfinished
+    trials are left out."""
     groups = defaultdict(list)
     for r in rows:
         if r.get("status") not in ("done", "diverged") or not isinstance(r.get(x), (int, float)):
@@ -55,18 +64,49 @@ def points(rows: list[dict], x: str, by: str | None, panel: list[str], metric: s
     out: dict = defaultdict(lambda: defaultdict(dict))
     for (label, size, xv), losses in groups.items():
         good = [v for v in losses if v is not None]
-        out[label][size][xv] = sum(good) / len(good) if good else None
+        mean = sum(good) / len(good) if good else None
+        std = math.sqrt(sum((v - mean) ** 2 for v in good) / (len(good) - 1)) if len(good) > 1 else None
+        out[label][size][xv] = {"losses": good, "n": len(losses), "diverged": len(losses) - len(good), "mean": mean, "std": std}
     return out
 
 
+def points(rows: list[dict], x: str, by: str | None, panel: list[str], metric: str) -> dict:
+    """{panel label: {size: {x: mean loss over the seeds, or None (every seed diverged)}}}."""
+    return {label: {size: {xv: c["mean"] for xv, c in curve.items()} for size, curve in sizes.items()}
+            for label, sizes in cells(rows, x, by, panel, metric).items()}
+
+
 def judge_size(curve: dict) -> dict:
+    """The optimum of one size's curve {x: cell}: the lowest mean where no seed diverged, its
+    margin over the adjacent x's and whether the seeds decide it (see the module's docstring)."""
     xs = sorted(curve)
-    good = {k: v for k, v in curve.items() if v is not None}
+    good = {k: c["mean"] for k, c in curve.items() if c["mean"] is not None and not c["diverged"]}
+    seeds = max((c["n"] for c in curve.values()), default=0)
     if not good:
-        return {"optimum": None, "log2": None, "loss": None, "edge": True, "tried": len(xs), "diverged": len(xs)}
+        return {"optimum": None, "log2": None, "loss": None, "std": None, "edge": True, "tried": len(xs),
+                "diverged": sum(c["mean"] is None for c in curve.values()), "seeds": seeds, "margin": None,
+                "decided": None, "runner_up": None}
     best = min(good, key=good.get)
+    i = xs.index(best)
+    neighbours = [xs[j] for j in (i - 1, i + 1) if 0 <= j < len(xs)]
+    margin, runner_up, decided = None, None, None
+    for nb in neighbours:
+        c = curve[nb]
+        gap = (c["mean"] - good[best]) if c["mean"] is not None and not c["diverged"] else math.inf
+        if margin is None or gap < margin:
+            margin, runner_up = gap, nb
+    if margin is not None:
+        stds = [curve[best]["std"], curve[runner_up]["std"] if math.isfinite(margin) else None]
+        known = [s for s in stds if s is not None]
+        if math.isinf(margin):  # every neighbour diverged (in a seed): the optimum stands
+            decided = True if curve[best]["std"] is not None else None
+        elif len(known) == 2:
+            decided = margin > max(known)
     return {"optimum": best, "log2": math.log2(best) if best > 0 else None, "loss": good[best],
-            "edge": best in (xs[0], xs[-1]), "tried": len(xs), "diverged": len(xs) - len(good)}
+            "std": curve[best]["std"], "edge": best in (xs[0], xs[-1]), "tried": len(xs),
+            "diverged": sum(c["mean"] is None for c in curve.values()), "seeds": seeds,
+            "margin": margin if margin is None or math.isfinite(margin) else None,
+            "decided": decided, "runner_up": runner_up if decided is False else None}
 
 
 def judge_panel(sizes: dict) -> dict:
@@ -74,9 +114,16 @@ def judge_panel(sizes: dict) -> dict:
     per = {s: judge_size(sizes[s]) for s in order}
     with_opt = [s for s in order if per[s]["log2"] is not None]
     drift = per[with_opt[-1]]["log2"] - per[with_opt[0]]["log2"] if len(with_opt) > 1 else None
+    drift_range = None
+    if drift is not None:  # an undecided end may be its runner-up: the drift is known to within that
+        ends = [[per[s]["log2"]] + ([math.log2(per[s]["runner_up"])] if per[s]["runner_up"] else [])
+                for s in (with_opt[0], with_opt[-1])]
+        drift_range = [min(b - a for a in ends[0] for b in ends[1]), max(b - a for a in ends[0] for b in ends[1])]
     losses = [(s, per[s]["loss"]) for s in with_opt]
     worse = [(a, b) for (a, la), (b, lb) in zip(losses, losses[1:]) if lb >= la]
-    return {"sizes": per, "drift_octaves": drift, "edge": [s for s in order if per[s]["edge"]],
+    return {"sizes": per, "drift_octaves": drift, "drift_range": drift_range,
+            "undecided": [s for s in order if per[s]["decided"] is False],
+            "edge": [s for s in order if per[s]["edge"]],
             "best_loss_improves": not worse if len(losses) > 1 else None,
             "not_better": [f"{b} ({per[b]['loss']:.4f}) vs {a} ({per[a]['loss']:.4f})" for a, b in worse]}
 
@@ -85,12 +132,16 @@ def verdict(rows: list[dict], x: str | None = None, by: str | None = None, panel
             metric: str = "final_val_loss") -> dict:
     """The verdict as plain data (also what `--json` prints)."""
     x, by, panel = pick_axes(rows, x, by, panel)
-    pts = points(rows, x, by, panel, metric)
-    if not pts:
+    cs = cells(rows, x, by, panel, metric)
+    if not cs:
         raise UserError("no finished trial in the results yet: wait for the sweep (or check <trial>/sweep.log of failed ones)")
     failed = sum(r.get("status") == "failed" for r in rows)
     return {"x": x, "by": by, "panel": panel, "metric": metric, "failed_trials": failed,
-            "panels": {label: judge_panel(sizes) for label, sizes in pts.items()}, "points": pts}
+            "panels": {label: judge_panel(sizes) for label, sizes in cs.items()},
+            "points": {label: {size: {xv: c["mean"] for xv, c in curve.items()} for size, curve in sizes.items()}
+                       for label, sizes in cs.items()},
+            "spread": {label: {size: {xv: c["std"] for xv, c in curve.items()} for size, curve in sizes.items()}
+                       for label, sizes in cs.items()}}
 
 
 def octave(x: float | None) -> str:
@@ -105,13 +156,23 @@ def format_verdict(v: dict) -> str:
              + (f"; {v['failed_trials']} failed trials left out" if v["failed_trials"] else "")]
     for label, p in v["panels"].items():
         lines.append(f"\n[{label}]")
-        lines.append(f"  {v['by'] or 'size':<14} {'optimum':<9} {'loss':<8} {'tried':<6} {'diverged':<9} edge")
+        lines.append(f"  {v['by'] or 'size':<14} {'optimum':<9} {'loss':<8} {'± std':<7} {'seeds':<6} {'margin':<7} "
+                     f"{'tried':<6} {'diverged':<9} verdict")
         for size, s in p["sizes"].items():
             loss = f"{s['loss']:.4f}" if s["loss"] is not None else "-"
-            lines.append(f"  {str(size):<14} {octave(s['optimum']):<9} {loss:<8} {s['tried']:<6} {s['diverged']:<9} {'EDGE' if s['edge'] else ''}")
-        d = p["drift_octaves"]
+            std = f"{s['std']:.4f}" if s.get("std") is not None else "-"
+            margin = f"{s['margin']:.4f}" if s.get("margin") is not None else "-"
+            call = ("EDGE " if s["edge"] else "") + {True: "decided", False: f"undecided vs {octave(s.get('runner_up'))}",
+                                                     None: "1 seed" if s.get("seeds", 1) < 2 else "-"}[s.get("decided")]
+            lines.append(f"  {str(size):<14} {octave(s['optimum']):<9} {loss:<8} {std:<7} {s.get('seeds', 1):<6} {margin:<7} "
+                         f"{s['tried']:<6} {s['diverged']:<9} {call}")
+        d, rng = p["drift_octaves"], p.get("drift_range")
         sizes = list(p["sizes"])
-        lines.append(f"  drift {sizes[0]} -> {sizes[-1]}: " + (f"{d:+.3g} octaves" if d is not None else "n/a"))
+        span = f" (within the seed spread: {rng[0]:+.3g} .. {rng[1]:+.3g})" if rng and rng[0] != rng[1] else ""
+        lines.append(f"  drift {sizes[0]} -> {sizes[-1]}: " + (f"{d:+.3g} octaves{span}" if d is not None else "n/a"))
+        if p.get("undecided"):
+            lines.append(f"  optimum undecided at {', '.join(map(str, p['undecided']))}: the margin over the next octave "
+                         "is within the seed spread (add seeds to decide)")
         if p["edge"]:
             lines.append(f"  optimum on the grid edge at {', '.join(map(str, p['edge']))}: the drift there cannot be judged (widen the grid)")
         imp = p["best_loss_improves"]

@@ -113,7 +113,7 @@ def test_random_proposals_replay_from_the_seed():
     raw = spec.load(REPO / "sweeps" / "cpu_proxy_search.yaml").raw
     a, b = engine.propose(raw, [], 5, seed=3), engine.propose(raw, [], 5, seed=3)
     assert a == b and len(a) == 5
-    assert all(2.0 ** -10 <= p["optim.lr"] <= 2.0 ** -4 and 0.005 <= p["param.init_std"] <= 0.08 for p in a)
+    assert all(2.0 ** -9 <= p["optim.lr"] <= 2.0 ** -4 and 0.01 <= p["param.hidden_init_std"] <= 0.16 for p in a)
     bayes = {**raw, "method": "bayes"}
     history = [(p, 2.0 + p["optim.lr"]) for p in a]
     assert len(engine.propose(bayes, history, 2, seed=0)) == 2
@@ -279,6 +279,109 @@ def test_best_prints_overrides_that_train_the_large_model(tmp_path, capsys):
     assert line == "experiment=cpu_transfer param=sp model.width=128 optim.lr=0.00390625"
     cfg = cli.compose(line.split() + ["model.width=1024", "model.depth=24"])
     assert (cfg.model.width, cfg.model.depth, cfg.optim.lr, cfg.train.steps) == (1024, 24, 2.0 ** -8, 1000)
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def seeded_rows(cells: dict) -> list[dict]:
+    """{(param, width, log2 lr): [loss per seed, None = diverged]} as results rows with a seed column."""
+    rows = []
+    for (param, width, k), losses in cells.items():
+        for seed, loss in enumerate(losses, 1):
+            rows.append({"trial": f"{param}-{width}-{k}-{seed}", "param": param, "model.width": width, "optim.lr": 2.0 ** k,
+                         "seed": seed, "status": "done" if loss is not None else "diverged",
+                         "final_val_loss": loss if loss is not None else 9.9, "run_dir": f"/x/{param}-{width}-{k}-{seed}"})
+    return rows
+
+
+def test_the_verdict_averages_seeds_draws_their_spread_and_calls_a_close_optimum_undecided():
+    # width 32: 2^-6 beats 2^-7 by 0.10 with seed std ~0.014: decided. Width 64: 2^-7 beats 2^-6 by 0.01
+    # with std ~0.07: undecided, and the drift is -1 octave within the spread -1 .. 0. At 128 the
+    # lowest mean (2^-8) has a diverged seed: the optimum is the best cell where every seed finished.
+    rows = seeded_rows({
+        ("sp", 32, -7): [2.10, 2.12], ("sp", 32, -6): [2.00, 2.02], ("sp", 32, -5): [2.20, 2.18],
+        ("sp", 64, -7): [1.85, 1.95], ("sp", 64, -6): [1.96, 1.86], ("sp", 64, -5): [2.10, 2.12],
+        ("sp", 128, -9): [1.90, 1.91], ("sp", 128, -8): [1.50, None], ("sp", 128, -7): [1.99, 2.00],
+    })
+    v = verdict(rows)
+    assert v["panel"] == [] and v["by"] == "model.width"  # seed is not a panel
+    p = v["panels"]["all"]
+    s32, s64, s128 = (p["sizes"][w] for w in (32, 64, 128))
+    assert s32["optimum"] == 2.0 ** -6 and s32["loss"] == pytest.approx(2.01) and s32["std"] == pytest.approx(0.0141, abs=1e-4)
+    assert s32["seeds"] == 2 and s32["decided"] is True and s32["margin"] == pytest.approx(0.10)
+    assert s64["optimum"] == 2.0 ** -7 and s64["decided"] is False and s64["runner_up"] == 2.0 ** -6
+    assert p["undecided"] == [64]
+    assert s128["optimum"] == 2.0 ** -9 and v["points"]["all"][128][2.0 ** -8] == 1.50  # the survivor, drawn
+    assert v["spread"]["all"][64][2.0 ** -7] == pytest.approx(0.0707, abs=1e-4)
+    assert p["drift_octaves"] == -3 and p["drift_range"] == [-3, -3]
+    one = verdict([r for r in rows if r["seed"] == 1])
+    assert all(s["decided"] is None for s in one["panels"]["all"]["sizes"].values())  # one seed decides nothing
+
+
+def test_the_plot_marks_the_seeds_spread_and_the_undecided_optima(tmp_path, capsys):
+    rows = seeded_rows({("sp", 64, -7): [1.85, 1.95], ("sp", 64, -6): [1.96, 1.86], ("sp", 64, -5): [2.10, 2.12]})
+    results.write(tmp_path / "results.csv", rows)
+    plot.main([str(tmp_path / "results.csv")])
+    text = capsys.readouterr().out
+    assert "undecided vs 2^-6" in text and "add seeds to decide" in text and "± std" in text
+    assert (tmp_path / "transfer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_best_picks_the_lowest_mean_over_seeds_not_the_luckiest_seed(tmp_path, capsys):
+    # point A has the single best trial (1.80) but a mean of 2.00; point B's mean is 1.90
+    rows = [{"trial": f"{k}-{s}", "optim.lr": lr, "param.hidden_init_std": std, "seed": s, "status": "done",
+             "final_val_loss": loss, "run_dir": f"/x/{k}-{s}"}
+            for k, lr, std, losses in (("A", 0.01, 0.05, (1.80, 2.20)), ("B", 0.02, 0.03, (1.89, 1.91)))
+            for s, loss in enumerate(losses, 1)]
+    rows.append({**rows[0], "trial": "C-1", "optim.lr": 0.04, "seed": 1, "final_val_loss": 1.0})  # C: one seed diverged
+    rows.append({**rows[0], "trial": "C-2", "optim.lr": 0.04, "seed": 2, "status": "diverged", "final_val_loss": 9.9})
+    results.write(tmp_path / "results.csv", rows)
+    w = best.winner(results.read([str(tmp_path / "results.csv")]), "final_val_loss")
+    assert (w["optim.lr"], w["seeds"]) == (0.02, 2) and w["final_val_loss"] == pytest.approx(1.90)
+    best.main([str(tmp_path / "results.csv")])
+    out = capsys.readouterr()
+    assert out.out.strip() == "optim.lr=0.02 param.hidden_init_std=0.03"  # no seed: the winner, carried to any width
+    assert "± 0.0141 (mean ± std over 2 seeds)" in out.err
+    cfg = cli.compose(out.out.split() + ["experiment=cpu_transfer", "param=mup", "model.width=256"])
+    from param import build_table
+    t = build_table(cfg, 64)
+    qkv = next(r for r in t.rows if r.role == "attn_qkv")
+    assert qkv.init_std == pytest.approx(0.03 / 2)  # sigma_hidden x m^-1/2 at m = 256/64 = 4
+    assert next(r for r in t.rows if r.role == "embedding").init_std == 0.02  # the embeddings keep param.init_std
+
+
+def test_seeds_expand_every_grid_point_and_every_proposal(tmp_path):
+    sweep = spec.load(str(REPO / "sweeps" / "cpu_transfer_sp.yaml"))
+    assert runner.parse_seeds("3") == [1, 2, 3] and runner.parse_seeds("1,5") == [1, 5] and runner.parse_seeds(None) == []
+    for bad in ("0", "x", "1,1", "-1,2"):
+        with pytest.raises(UserError, match="--seeds"):
+            runner.parse_seeds(bad)
+    trials = runner.sweep_trials(runner.with_seeds(sweep, [1, 2]), tmp_path, [], None, 0)
+    assert len(trials) == 2 * 4 * 6 and [t.values["seed"] for t in trials[:2]] == [1, 2]
+    assert trials[0].name.endswith("seed=1") and "seed=2" in trials[1].overrides
+    assert runner.seeded([{"optim.lr": 0.1}], [1, 2]) == [{"optim.lr": 0.1, "seed": 1}, {"optim.lr": 0.1, "seed": 2}]
+    with pytest.raises(UserError, match="seed is already set"):
+        runner.with_seeds(spec.load(str(REPO / "sweeps" / "cpu_transfer_sp.yaml"), extra=["seed=3"]), [1])
+
+
+def test_the_transfer_target_is_a_tie_within_the_seed_spread_and_reads_mup_in_width():
+    from sweeps.transfer import judge_target, lr_values
+
+    eta = 2.0 ** -5
+    assert lr_values(eta, [-1, 0, 1]) == [0.01562, eta, 0.0625]  # 4 significant digits, as the search's proposals
+    cells = {("mup", w, k): [base + 0.02 * abs(k + 5), base + 0.02 * abs(k + 5) + 0.04]
+             for w, base in ((64, 2.2), (128, 2.1), (256, 1.95)) for k in (-6, -5, -4)}
+    cells.update({("sp", w, k): [base + 0.03 * abs(k - opt), base + 0.03 * abs(k - opt) + 0.02]
+                  for w, base, opt in ((64, 2.2, -6), (128, 2.05, -7), (256, 1.94, -8)) for k in (opt - 1, opt, opt + 1)})
+    v = verdict(seeded_rows(cells), "optim.lr", "model.width", ["param"])
+    t = judge_target(v, eta, "param=mup", "param=sp")
+    # at 256: muP 1.97 +- 0.028 vs SP 1.95 +- 0.014: gap +0.02 within the spread 0.028 -> a match
+    assert t["largest_width"] == 256 and t["call"] == "matches" and t["gap"] == pytest.approx(0.02)
+    assert t["improves_with_width"] is True and [s["delta"] for s in t["steps"]] == pytest.approx([-0.1, -0.15])
+    assert t["sp_best"][256]["lr"] == 2.0 ** -8
+    worse = {**cells, ("mup", 256, -5): [2.10, 2.11]}
+    t = judge_target(verdict(seeded_rows(worse), "optim.lr", "model.width", ["param"]), eta, "param=mup", "param=sp")
+    assert t["call"] == "loses" and t["improves_with_width"] is True  # 2.105 < 2.12 at 128, still better with width
 
 
 def test_a_wandb_sweep_id_offline_fails_in_one_line(monkeypatch):
