@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=24, help="points the proxy search tries (each once per seed)")
     ap.add_argument("--search-seed", type=int, default=0, help="seed of the proxy search's proposals")
     ap.add_argument("--large", default="sweeps/cpu_transfer_mup.yaml", help="μP at every width (the winner is added)")
-    ap.add_argument("--octaves", default="-1,0,1", help="μP's learning rates at every width: the winner's times 2^k")
+    ap.add_argument("--octaves", default="-1,0,1,2", help="μP's learning rates at every width: the winner's times 2^k")
     ap.add_argument("--baseline", default="sweeps/cpu_transfer_sp.yaml", help="SP's LR grid at every width")
     ap.add_argument("--baseline-skip", action="append", help=f"--skip of the baseline grid (default: {' '.join(SP_SKIP)})")
     ap.add_argument("--seeds", default="2", help="seeds of every cell: a count (seed=1..N) or a list (1,5)")

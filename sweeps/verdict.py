@@ -113,12 +113,13 @@ def judge_panel(sizes: dict) -> dict:
     order = sorted(sizes, key=lambda s: (s is None, s))
     per = {s: judge_size(sizes[s]) for s in order}
     with_opt = [s for s in order if per[s]["log2"] is not None]
-    drift = per[with_opt[-1]]["log2"] - per[with_opt[0]]["log2"] if len(with_opt) > 1 else None
+    # to 0.01 octave: learning rates written to 4 significant digits (2 x 0.005722 = 0.01144) are not exact octaves
+    drift = round(per[with_opt[-1]]["log2"] - per[with_opt[0]]["log2"], 2) if len(with_opt) > 1 else None
     drift_range = None
     if drift is not None:  # an undecided end may be its runner-up: the drift is known to within that
         ends = [[per[s]["log2"]] + ([math.log2(per[s]["runner_up"])] if per[s]["runner_up"] else [])
                 for s in (with_opt[0], with_opt[-1])]
-        drift_range = [min(b - a for a in ends[0] for b in ends[1]), max(b - a for a in ends[0] for b in ends[1])]
+        drift_range = [round(min(b - a for a in ends[0] for b in ends[1]), 2), round(max(b - a for a in ends[0] for b in ends[1]), 2)]
     losses = [(s, per[s]["loss"]) for s in with_opt]
     worse = [(a, b) for (a, la), (b, lb) in zip(losses, losses[1:]) if lb >= la]
     return {"sizes": per, "drift_octaves": drift, "drift_range": drift_range,

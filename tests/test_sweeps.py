@@ -384,6 +384,37 @@ def test_the_transfer_target_is_a_tie_within_the_seed_spread_and_reads_mup_in_wi
     assert t["call"] == "loses" and t["improves_with_width"] is True  # 2.105 < 2.12 at 128, still better with width
 
 
+@pytest.mark.slow
+def test_tune_small_train_large_end_to_end_carries_the_winner_and_judges_it(tmp_path, data_root):
+    fixed = [o for o in TINY if not o.startswith(("model.width", "train.threads", "train.progress"))]
+    fixed = [o for o in fixed if not o.startswith(("train.steps", "train.eval_interval", "train.ckpt_interval"))]
+    fixed += ["train.steps=4", "train.eval_interval=4", "train.ckpt_interval=4", f"data.root={data_root}", "param.base_width=32",
+              "param.base_head_dim=16"]
+    proxy = write_sweep(tmp_path / "proxy.yaml", {"optim.lr": [0.01, 0.02], "param.hidden_init_std": [0.02, 0.04]},
+                        ["param=mup", "model.width=32", *fixed], method="random")
+    large = write_sweep(tmp_path / "large.yaml", {"model.width": [32, 64]}, ["param=mup", *fixed])
+    base = write_sweep(tmp_path / "base.yaml", {"model.width": [32, 64], "optim.lr": [0.005, 0.01, 0.02]}, ["param=sp", *fixed])
+    out = tmp_path / "demo"
+    argv = ["-m", "sweeps.transfer", "--proxy", str(proxy), "--large", str(large), "--baseline", str(base), "--baseline-skip",
+            "model.width=64,optim.lr=0.005", "--count", "2", "--seeds", "2", "--jobs", "2", "--out", str(out)]
+    r = run_cli(*argv)
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads((out / "verdict.json").read_text())
+    win = record["proxy"]["winner"]
+    assert set(win) == {"optim.lr", "param.hidden_init_std"} and record["proxy"]["trials"] == 4
+    mup = results.read([str(out / "mup" / "results.csv")])
+    assert len(mup) == 2 * 4 * 2  # widths x (eta/2, eta, 2 eta, 4 eta) x seeds
+    assert {r["param.hidden_init_std"] for r in mup} == {win["param.hidden_init_std"]}  # carried unchanged
+    assert {r["optim.lr"] for r in mup} == set(lr_values := [float(f"{win['optim.lr'] * 2.0 ** k:.4g}") if k else win["optim.lr"]
+                                                              for k in (-1, 0, 1, 2)]) and len(lr_values) == 4
+    assert len(results.read([str(out / "sp" / "results.csv")])) == (3 + 2) * 2  # one point skipped at 64
+    t = record["target"]
+    assert t["largest_width"] == 64 and t["call"] in ("beats", "matches", "loses") and set(t["mup"]) == {"32", "64"}
+    assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG" and "target at width 64" in (out / "verdict.txt").read_text()
+    again = run_cli(*argv)  # resumable: every trial is found done, nothing runs again
+    assert again.returncode == 0 and all(p.read_text().count("$ ") == 1 for p in out.glob("*/*/sweep.log"))
+
+
 def test_a_wandb_sweep_id_offline_fails_in_one_line(monkeypatch):
     import socket
 
