@@ -188,7 +188,7 @@ def split_documents(names, texts, val_fraction: float, seed: int):
 
 
 def _gpt2_ids(enc, texts: list[str]) -> np.ndarray:
-    # 16 MB/s with num_threads=2 on 2 cores vs 7.5 MB/s with 1 (platform.md §2)
+    # 16 MB/s with num_threads=2 on 2 cores vs 7.5 MB/s with 1 (docs/platform.md §2)
     ids = enc.encode_ordinary_batch(texts, num_threads=2)
     out = np.empty(sum(map(len, ids)) + len(ids), dtype=np.uint16)
     pos = 0

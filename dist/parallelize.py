@@ -21,7 +21,7 @@ def parallelize(model: torch.nn.Module, dcfg, rt: Runtime, device: torch.device,
             model.blocks[i] = checkpoint_wrapper(block)
     if compile_blocks:
         for block in model.blocks:
-            block.compile()  # per block, before sharding (FSDP2 + compile: platform notes §4)
+            block.compile()  # per block, before sharding (FSDP2 + compile: docs/platform.md §4)
     if rt.strategy == "fsdp2":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

@@ -84,7 +84,7 @@ def broadcast_object(obj, rt: Runtime):
 
 def finish() -> None:
     """Tear down the process group without the gloo exit abort. Call it after dropping every
-    reference to the model and optimizer: platform notes §4 measured 0/32 aborts with a barrier,
+    reference to the model and optimizer: docs/platform.md §4 measured 0/32 aborts with a barrier,
     the objects gone and a gc pass before destroy_process_group, against up to 6/20 without
     (pytorch/pytorch#190489)."""
     if not dist.is_initialized():

@@ -2,7 +2,7 @@
 
 Roles are what the parameterization table (param/) keys its rules on; deriving them from
 names (not tensor attributes) keeps them valid through FSDP2, torch.compile and
-checkpoints (shared/DESIGN.md, "a parameterization is a table").
+checkpoints (README, "The table").
 """
 
 from __future__ import annotations

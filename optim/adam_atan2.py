@@ -1,8 +1,8 @@
-"""Adam-atan2 (Everett et al. 2024, spec §4): Adam without epsilon, scale invariant.
+"""Adam-atan2 (Everett et al. 2024, docs/parameterizations.md §4): Adam without epsilon, scale invariant.
     m_hat = m/(1 - beta1^t),  v_hat = v/(1 - beta2^t)
     W <- W - lr·(a·atan2(m_hat, b·sqrt(v_hat)) + wd·W)    (decoupled weight decay)
 with a = 1.27 (~4/pi, so that a·atan(1) ~ 1 matches a unit Adam step) and b = 1 (the reference
-implementation's constants; the paper's text was not available, spec §4). Multiplying every
+implementation's constants; the paper's text was not available, docs/parameterizations.md §4). Multiplying every
 gradient by a constant leaves the update unchanged, so there is no epsilon to scale.
 
 atan2(y, x) with x >= 0 is computed as atan(y / x) with foreach ops; x is floored at 1e-38

@@ -1,20 +1,21 @@
-"""Training diagnostics of the weight-decay paper and of Adam's ε (spec §6.1, §6.2, §8.9, §8.10).
+"""Training diagnostics of the weight-decay paper and of Adam's ε
+(docs/parameterizations.md §6.1, §6.2, §8.9, §8.10).
 
 Off by default (`diagnostics.interval: 0`): then `make_diagnostics` returns None and the loop
 does no extra work at all. With `diagnostics.interval=N`, every N-th optimizer step (which is
 then also a logging step) costs one extra forward of the step's last micro-batch (eval mode, no
 grad, no RNG drawn) and one copy of the matrices; no other step pays anything. Per matrix, with
 W the weights before the step, ΔW = W_{t+1} − W_t the actual step (weight decay included) and X
-the matrix's input on the same batch (Y = W X, spec §6.1):
+the matrix's input on the same batch (Y = W X, §6.1):
 
 - rel_update    ‖ΔW‖_F / ‖W‖_F
 - rel_update_eq √(2·η_t·λ): AdamW's steady-state relative update for scale-invariant weights
-                (spec §6.2; η_t the group's current lr, λ its weight_decay; only where λ > 0)
+                (§6.2; η_t the group's current lr, λ its weight_decay; only where λ > 0)
 - weight_rms    RMS of W_{t+1}
-- rrc           relative representation change ‖ΔW X‖_F / ‖W X‖_F (spec §6.1)
-- align_ratio   α_ΔW / α_W = rrc / rel_update, with α_A = ‖A X‖_F / (‖A‖_F ‖X‖_F) (spec §6.1)
+- rrc           relative representation change ‖ΔW X‖_F / ‖W X‖_F (§6.1)
+- align_ratio   α_ΔW / α_W = rrc / rel_update, with α_A = ‖A X‖_F / (‖A‖_F ‖X‖_F) (§6.1)
 - eps_frac      fraction of entries with √v̂ < ε, v̂ = exp_avg_sq / (1 − β2^t), for optimizers
-                that keep exp_avg_sq and have an ε (spec §8.10: must stay << 1%)
+                that keep exp_avg_sq and have an ε (§8.10: must stay << 1%)
 
 rrc and align_ratio are for the hidden matrices and an untied readout (the linear layers);
 rel_update and weight_rms for every matrix; eps_frac for every tensor. Metrics are averaged per
@@ -42,7 +43,7 @@ def _setting(cfg, key: str, default):
 
 def eps_counts(named_params, optimizer) -> dict[str, tuple[int, int]]:
     """Per tensor: (entries with √v̂ < ε, entries), v̂ = exp_avg_sq / (1 − β2^t), for optimizer
-    state that has exp_avg_sq and a group with eps and betas (spec §8.10); others are left out."""
+    state that has exp_avg_sq and a group with eps and betas (docs/parameterizations.md §8.10); others are left out."""
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     out, states = {}, optimizer.state
     for name, p in named_params:
@@ -126,11 +127,11 @@ class Diagnostics:
             m = {"rel_update": dw_norm / w_norm if w_norm > 0 else math.nan, "weight_rms": p.detach().float().pow(2).mean().sqrt().item()}
             group = groups.get(id(p), {})
             if group.get("weight_decay", 0) > 0:
-                m["rel_update_eq"] = math.sqrt(2.0 * group["lr"] * group["weight_decay"])  # spec §6.2
+                m["rel_update_eq"] = math.sqrt(2.0 * group["lr"] * group["weight_decay"])  # docs/parameterizations.md §6.2
             x = self.inputs.get(name)
             if x is not None:
                 wx, dwx = (x @ w0.T).norm().item(), (x @ dw.T).norm().item()
-                m["rrc"] = dwx / wx if wx > 0 else math.nan  # spec §6.1: ‖ΔY‖/‖Y‖
+                m["rrc"] = dwx / wx if wx > 0 else math.nan  # docs/parameterizations.md §6.1: ‖ΔY‖/‖Y‖
                 m["align_ratio"] = m["rrc"] / m["rel_update"] if m["rel_update"] > 0 else math.nan  # α_ΔW/α_W
             per[name] = m
         counts = eps_counts([(n, p) for n, p, _ in self.params], self.optimizer)

@@ -3,7 +3,7 @@
     W  <- W - lr·(sign(c_t) + wd·W)          (decoupled weight decay)
     m_t = beta2·m_{t-1} + (1 - beta2)·g_t
 Every entry moves by exactly ±lr before weight decay. Foreach ops: one kernel per group, not
-per tensor. The spectral paper's rules for Lion are AdamW's (spec §2.4, seed 1 §C.7).
+per tensor. The spectral paper's rules for Lion are AdamW's (docs/parameterizations.md §2.4; spectral paper App. C.7).
 """
 
 from __future__ import annotations

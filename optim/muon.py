@@ -1,7 +1,7 @@
 """Muon (Jordan et al. 2024) for hidden matrices, and the Muon + AdamW hybrids of the spectral
-paper (spec §2.4, §5): Muon or Muon-Kimi on the hidden matrices, AdamW on everything else.
+paper (docs/parameterizations.md §2.4, §5): Muon or Muon-Kimi on the hidden matrices, AdamW on everything else.
 
-Update of one matrix (spec §2.4, seed 1 Eqs. 9 and 17):
+Update of one matrix (docs/parameterizations.md §2.4; spectral paper Eqs. 9 and 17):
     B <- mu·B + G;  U = G + mu·B (Nesterov) or B;  O = NS(U) ~ U_s V_s^T (orthogonalised)
     W <- W·(1 - lr·wd) - lr·scale·O
 with scale = 0.2·sqrt(max(n_in, n_out)) for Muon-Kimi (Liu et al. 2025, "Muon is Scalable":

@@ -1,12 +1,14 @@
 """An optimizer's scaling map: how the parameterization's per-role factors become the lr,
 weight decay and eps handed to torch, per tensor.
 
-Each optimizer belongs to a family whose rules the parameterization YAML states (spec §2.2:
-AdamW, Adam, Lion share the `adam` rules; §2.3: `sgd`). Weight decay modes (spec §1):
+Each optimizer belongs to a family whose rules the parameterization YAML states
+(docs/parameterizations.md §2.2: AdamW, Adam, Lion share the `adam` rules; §2.3: `sgd`).
+Weight decay modes (docs/parameterizations.md §1):
 - coupled (PyTorch): weight_decay = λ · wd_factor; the per-step decay lr_t·wd follows the LR.
 - independent: weight_decay = λ · wd_factor / η, so lr_group·wd_group = λ · lr_factor · wd_factor
   no longer depends on the base LR η (u-μP's `weight_decay /= lr`), and is width-invariant
-  wherever the spec's columns make η·λ so. λ is then the per-step decay at peak LR (e.g. 1e-4).
+  wherever the coupled columns make η·λ so (§2.2). λ is then the per-step decay at peak LR
+  (e.g. 1e-4).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ WD_MODES = ("coupled", "independent")
 
 @dataclass(frozen=True)
 class OptSpec:
-    """Which of the parameterization's rule families an optimizer reads (spec §2.2-§2.4).
+    """Which of the parameterization's rule families an optimizer reads (docs/parameterizations.md §2.2-§2.4).
     Hybrids apply `hidden` to hidden matrices and `family` to every other tensor."""
 
     family: str  # adam | sgd: every tensor (the non-hidden ones in a hybrid)
@@ -37,7 +39,7 @@ class OptSpec:
 OPTIMIZERS = {
     "adamw": OptSpec("adam", eps=True),
     "adam": OptSpec("adam", eps=True),
-    "lion": OptSpec("adam", eps=False),  # seed 1 §C.7: Lion takes AdamW's rules
+    "lion": OptSpec("adam", eps=False),  # spectral paper App. C.7: Lion takes AdamW's rules
     "adam_atan2": OptSpec("adam", eps=False),  # Everett et al.: no eps
     "adafactor": OptSpec("adam", eps=False, derived="adafactor"),
     "sgd": OptSpec("sgd", eps=False),
@@ -73,7 +75,7 @@ def check(o, rules) -> None:
         if not rules.has_family(family):
             raise UserError(
                 f"param={rules.name} has no scaling map for optim={o.name} (its YAML has no `{family}:` section; "
-                "the spec does not cover this pair): choose another optimizer or add the section"
+                "docs/parameterizations.md has no rule for this pair): choose another optimizer or add the section"
             )
     mode = o.get("wd_mode", "coupled")
     if mode not in WD_MODES:
@@ -95,7 +97,7 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
         formulas["lr"] += f" x optim.adamw_lr_ratio={o.adamw_lr_ratio:g}"
     width_init = 1.0
     if spec.derived == "adafactor" and role in INIT_ROLES:
-        # Everett et al. 2024 (spec §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
+        # Everett et al. 2024 (docs/parameterizations.md §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
         # c_Adafactor = c_Adam - b: divide the Adam factor by the width part m^-b of the init std
         # (its value over its value at m = 1: constants and depth factors such as 1/sqrt(2L) stay out).
         from param.expr import evaluate  # here: param imports this module

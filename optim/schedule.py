@@ -3,10 +3,10 @@ erase the per-tensor scaling of the param table.
 
 Base schedules (`schedule.name`): constant, cosine, linear, wsd (warmup-stable-decay). Warmup is
 linear, given in steps or as a fraction of training. On top, `schedule.extra_warmup` adds the
-weight-decay paper's explicit replacements for muP's implicit warmup (Kosson et al. 2025, spec
-§6.3), applied to hidden matrices only and meant for SP learning rates:
+weight-decay paper's explicit replacements for muP's implicit warmup (Kosson et al. 2025,
+docs/parameterizations.md §6.3), applied to hidden matrices only and meant for SP learning rates:
 - exponential: s_t = m^min(0, t/T_W - 1)  (their Eq. 12), 1/m at t = 0, 1 from t = T_W on;
-- decay_away:  s_t = (1 + (m^2 - 1)·prod_{tau<=t}(1 - eta_tau·lambda)^2)^(-1/2), the spec's
+- decay_away:  s_t = (1 + (m^2 - 1)·prod_{tau<=t}(1 - eta_tau·lambda)^2)^(-1/2), our
   reconstruction of their Eq. 13 [I] (the paper's exact form was not available): the ratio of
   early relative updates of (eta/m, m·lambda) to (eta, lambda), their Eq. 11 with rho_0 = rho_inf.
 """

@@ -4,7 +4,7 @@ abc-parameterization, turned into the same rule sections as every other paramete
 Per layer class l in {embedding, hidden, readout}: forward multiplier m^-a_l, init std
 sigma·m^-b_l, learning rate eta·gamma_l·m^-c_l (ratio form of W = n^-a w, w ~ N(0, n^-2b),
 eta_l ∝ n^-c with n/b -> m = width/base_width, so that m = 1 is the base model).
-The c exponents follow from (a, b) and the alignment assumption by the closed forms of spec §4
+The c exponents follow from (a, b) and the alignment assumption by the closed forms of docs/parameterizations.md §4
 ([I]: re-derived from the paper's constraint LP, checked against its exponent table):
   Adam:  c_1 = -a_1,  c_l = A - a_l,  c_{L+1} = A - a_{L+1}
   SGD:   c_{L+1} = A - 2a_{L+1};  G = min(a_{L+1}+b_{L+1}, 2a_{L+1}+c_{L+1});  c_l = A - 2a_l - G;  c_1 = -2a_1 - G
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from cli import UserError
 
-# (a, b) per class: embedding, hidden, readout (spec §4, "ab exponents")
+# (a, b) per class: embedding, hidden, readout (docs/parameterizations.md §4, "ab exponents")
 AB = {
     "sp": {"embedding": (0.0, 0.0), "hidden": (0.0, 0.5), "readout": (0.0, 0.5)},
     "ntk": {"embedding": (0.0, 0.0), "hidden": (0.5, 0.0), "readout": (0.5, 0.0)},
@@ -27,7 +27,7 @@ ALIGNMENT = {"full": 1.0, "none": 0.5}
 
 
 def c_exponents(ab: dict, family: str, alignment: str) -> dict[str, float]:
-    """LR exponents c per class from the closed forms (spec §4)."""
+    """LR exponents c per class from the closed forms (docs/parameterizations.md §4)."""
     A = ALIGNMENT[alignment]
     (a1, _), (al, _), (ao, bo) = ab["embedding"], ab["hidden"], ab["readout"]
     if family == "adam":
@@ -74,7 +74,7 @@ def abc_sections(p) -> dict:
         if p.lr_mode == "global":
             cs, how = {c: 0.0 for c in CLASSES}, "global LR (c = 0)"
         else:
-            cs, how = c_exponents(ab, family, p.alignment), f"per-layer c, {p.alignment} alignment (spec §4 closed forms [I])"
+            cs, how = c_exponents(ab, family, p.alignment), f"per-layer c, {p.alignment} alignment (docs/parameterizations.md §4 closed forms [I])"
         cs |= {k: float(v) for k, v in overrides.items() if v is not None}
         lr = {"source": f"{src}; {how}; x gamma"} | {c: _m_pow(cs[c], gamma[c]) for c in CLASSES}
         lr["vector"] = {"f": 1, "src": "[I] biases and LN gains: global LR (Everett's model has no biases)"}

@@ -79,11 +79,11 @@ def markdown_table() -> str:
         "\nm = width/base_width, r = depth/base_depth, L = depth. Lion and Adam-atan2 take the AdamW rows "
         "(Adam-atan2 and Lion have no ε); Adafactor takes the AdamW LR divided by the init-std factor "
         "(Everett et al.: c = c_Adam − b). The Muon hybrids use their rows for hidden matrices and the AdamW rows "
-        "for everything else; '— (error)' marks a pair the spec does not cover. WD is the value handed to torch with "
+        "for everything else; '— (error)' marks a pair docs/parameterizations.md has no rule for. WD is the value handed to torch with "
         "`optim.wd_mode=coupled` (with `independent` it is divided by η). Vectors get WD 0 unless "
         "`optim.wd_on_vectors` (default: the parameterization's, true for spectral). With tied embeddings the "
         "readout matrix is `wte` and takes the embedding rows; its output still gets the logits multiplier. "
-        "[I] marks a choice the papers leave open (spec §9); the source of every cell is in `python -m param`."
+        "[I] marks a choice the papers leave open (docs/parameterizations.md §9); the source of every cell is in `python -m param`."
     )
     return "\n".join(lines) + "\n" + notes + "\n"
 

@@ -1,13 +1,13 @@
 """A parameterization as data: per-role formulas for init std, forward multiplier, and, per
-optimizer family, lr / weight decay / eps factors (spec §2.1-§2.3).
+optimizer family, lr / weight decay / eps factors (docs/parameterizations.md §2.1-§2.3).
 
 The YAML of a parameterization (conf/param/*.yaml) holds sections
 
     init:     {<key>: formula}           factor on sigma
     forward:  {<key>: formula, branch:}  factor on the multipliers; branch = residual-branch multiplier
-    adam:     {lr: {...}, wd: {...}, eps: {...}}   AdamW / Adam / Lion rules (spec §2.2)
-    sgd:      {lr: {...}, wd: {...}}               SGD rules (spec §2.3)
-    muon, muon_kimi: {lr: {...}, wd: {...}}        hidden matrices under Muon / Muon-Kimi (spec §2.4);
+    adam:     {lr: {...}, wd: {...}, eps: {...}}   AdamW / Adam / Lion rules (docs/parameterizations.md §2.2)
+    sgd:      {lr: {...}, wd: {...}}               SGD rules (docs/parameterizations.md §2.3)
+    muon, muon_kimi: {lr: {...}, wd: {...}}        hidden matrices under Muon / Muon-Kimi (docs/parameterizations.md §2.4);
                                                    the hybrids' other tensors use the adam rules
 
 A formula is a number, a string in m, r, L, k, alpha (param/expr.py), or {f: formula, src: "..."}.

@@ -1,5 +1,5 @@
 """The parameterization table: one row per named parameter, computed from the config before
-the model exists (shared/DESIGN.md). The model reads its multipliers from it, param.init its
+the model exists (README, "The table"). The model reads its multipliers from it, param.init its
 stds, and optim/ builds one param group per distinct (lr, weight_decay, eps)."""
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def build_table(cfg, vocab_size: int) -> Table:
     env = rules.env
     sigma = float(p.init_std)
     hidden_sigma = sigma if p.get("hidden_init_std") is None else float(p.hidden_init_std)
-    # forward multipliers (spec §2.1): base alpha x the parameterization's factor
+    # forward multipliers (docs/parameterizations.md §2.1): base alpha x the parameterization's factor
     emb, readout, branch = rules.forward("embedding"), rules.forward("readout"), rules.forward("branch")
     g = {
         "emb_multiplier": float(p.emb_multiplier) * emb.value,

@@ -1,5 +1,5 @@
 """Many runs: W&B sweep files (`sweeps/*.yaml`), a local runner for the same files, plots and
-verdicts (shared/DESIGN.md, "Sweeps").
+verdicts (README, "Sweeps").
 
     python -m sweeps.run sweeps/cpu_width_lr_adamw.yaml --jobs 2   # -> <out>/results.csv
     python -m sweeps.plot <out>/results.csv                        # loss vs log2 LR, and the verdict

@@ -4,7 +4,7 @@ The engine's import name is `sweeps`, the same as this package's, so a plain `im
 from the repository root finds this package. The engine uses only relative imports, so it
 loads fine from its installed files as `wandb_sweeps`. It validates sweep configs against
 W&B's JSON schema and proposes random and Bayesian trials exactly as a W&B server would
-(shared/spec/platform.md §5).
+(docs/platform.md §5).
 """
 
 from __future__ import annotations

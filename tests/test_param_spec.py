@@ -1,11 +1,11 @@
-"""Acceptance tests of the parameterization table against shared/spec/parameterizations.md.
+"""Acceptance tests of the parameterization table against docs/parameterizations.md.
 
-One test per cell of spec §2.1 (init, forward multipliers, residual multiplier, attention
+One test per cell of its §2.1 (init, forward multipliers, residual multiplier, attention
 scale), §2.2 (AdamW lr / wd / eps) and §2.3 (SGD lr / wd), plus §3.3 / §8.1 (base-shape
 identity), §8.2 (group ratios, independent WD), §4 (Everett's abc exponents), the optimizer
 param groups, the checkpoint round trip of the table and the mis-configurations.
 
-The expected values below are read off the spec, not off conf/param/*.yaml. Shapes are far
+The expected values below are read off that page, not off conf/param/*.yaml. Shapes are far
 from the base (256 x 4) so every factor shows: width 2048 (m = 8), depth 16 (r = 4,
 sqrt(r) = 2), d_head = 64. No formula of one cell collides with another cell's at this shape
 (1, 1/8, 1/16, 1/32, 1/2, 4, 8, 32 are all distinct).
@@ -36,7 +36,7 @@ from param import build_table
 # ----------------------------------------------------------------------------- shapes and base values
 
 W, D, HD = 2048, 16, 64           # target shape
-BW, BD = 256, 4                   # the spec's base shape 256 x 4 (spec §5), set explicitly: the default base_width is 128
+BW, BD = 256, 4                   # the spectral paper's base shape 256 x 4 (docs/parameterizations.md §5), set explicitly: the default base_width is 128
 M, R = W / BW, D / BD             # 8, 4
 SR = math.sqrt(R)                 # 2
 ETA, LAM, EPS, SIGMA = 3e-3, 0.05, 1e-10, 0.025
@@ -55,8 +55,8 @@ PARAM_OVERRIDES = {
     "spectral_k1": ("param=spectral", "param.block_depth=1"),
     "spectral_k2": ("param=spectral", "param.block_depth=2"),
 }
-# forward multipliers set away from 1 where the spec's column uses them (SP has none; muP's
-# residual multiplier is 1 in the spec, so alpha_res is left at its default there)
+# forward multipliers set away from 1 where the page's column uses them (SP has none; muP's
+# residual multiplier is 1 in §2.1, so alpha_res is left at its default there)
 MULT_OVERRIDES = {
     "sp": (),
     "mup": (f"param.emb_multiplier={A_IN}", f"param.readout_multiplier={A_OUT}"),
@@ -127,7 +127,7 @@ def table(param, optim="adamw", *extra, width=W, depth=D, lr=ETA, mults=True, si
 
 UNTIED = "model.tie_embeddings=false"
 
-# row selections by the spec's weight classes (§1)
+# row selections by the weight classes of docs/parameterizations.md §1
 SELECT = {
     "emb": lambda r: r.name in ("wte.weight", "wpe.weight"),
     "wte": lambda r: r.name == "wte.weight",
@@ -335,7 +335,7 @@ def test_attention_scale_override(param, kind, expected):
 
 
 def test_mup_out_proj_init_is_sigma_over_sqrt_m_or_masters_sigma_over_sqrt_2Lm():
-    """§2.1 muP: 'sigma/sqrt m (nanoGPT-mup master: O/proj sigma/sqrt(2Lm))': the spec admits both for muP."""
+    """§2.1 muP: 'sigma/sqrt m (nanoGPT-mup master: O/proj sigma/sqrt(2Lm))': §2.1 admits both for muP."""
     for r in rows(table("mup"), "O/proj"):
         assert any(r.init_std == pytest.approx(x, rel=REL) for x in (SIGMA / math.sqrt(M), SIGMA / math.sqrt(2 * D * M))), (
             r.name, r.init_std)
@@ -514,7 +514,7 @@ def _lrwd(t, what):
 @pytest.mark.parametrize("optim", ("adamw", "sgd"))
 @pytest.mark.parametrize("what", CLASSES)
 def test_independent_wd_is_coupled_over_eta(param, optim, what):
-    """Independent WD: torch weight_decay = lambda x WD factor / eta (spec §1: lambda_torch = lambda~/eta_peak)."""
+    """Independent WD: torch weight_decay = lambda x WD factor / eta (docs/parameterizations.md §1: lambda_torch = lambda~/eta_peak)."""
     c = table(param, optim, UNTIED)
     i = table(param, optim, UNTIED, IND)
     assert i.globals["wd_mode"] == "independent"
@@ -722,14 +722,14 @@ def test_misconfiguration_raises_user_error(bad, keys, good):
 
 # ----------------------------------------------------------------------------- §4 Everett abc
 
-# (a, b) per class (emb, hidden, readout), spec §4 "ab exponents"
+# (a, b) per class (emb, hidden, readout), §4 "ab exponents"
 AB = {
     "sp": ((0, 0), (0, 0.5), (0, 0.5)),
     "ntk": ((0, 0), (0.5, 0), (0.5, 0)),
     "mup": ((-0.5, 0.5), (0, 0.5), (0.5, 0.5)),
     "mfp": ((-0.5, 0.5), (0.5, 0), (1, 0)),
 }
-# (c_1, c_l, c_{L+1}) per (optimizer, alignment), spec §4 "Resulting exponents". The two dagger cells (SGD none,
+# (c_1, c_l, c_{L+1}) per (optimizer, alignment), §4 "Resulting exponents". The two dagger cells (SGD none,
 # muP and MFP) use the table's values: they are the closed form that keeps every layer's update Theta(1)
 # (r_l = 0); the LP alternative (0,-1/2,0) / (0,-3/2,-1) has r_{L+1} = 1/2, i.e. a vanishing logit update,
 # which Everett's nontriviality condition (logits change Theta(1)) excludes.

@@ -1,14 +1,14 @@
-"""LR schedules (issue 5) against shared/spec/parameterizations.md §1 and §6.3.
+"""LR schedules (issue 5) against docs/parameterizations.md §1 and §6.3.
 
-Every expected value is written out here from the schedule's definition. Conventions (the spec
-leaves off-by-ones open; these are the ones checked): steps are 0-based optimizer steps t of T;
+Every expected value is written out here from the schedule's definition. Conventions (the papers
+leave off-by-ones open; these are the ones checked): steps are 0-based optimizer steps t of T;
 linear warmup over W steps gives (t+1)/W, so it never trains at LR 0 and reaches the peak on step
 W-1; the decay runs over progress p = (t-W)/(T-W) from 1 at t = W to the floor min_lr_ratio at t = T
 (the step after the last); wsd's decay starts at T - decay.
 
-The extra warmups of Kosson et al. (spec §6.3), for hidden-matrix groups only:
+The extra warmups of Kosson et al. (docs/parameterizations.md §6.3), for hidden-matrix groups only:
   exponential  s_t = m^min(0, t/T_W - 1)                                    (Eq. 12)
-  decay_away   s_t = (1 + (m^2 - 1) * prod_{tau<=t} (1 - eta_tau*lambda)^2)^(-1/2)   (the spec's Eq. 13 [I])
+  decay_away   s_t = (1 + (m^2 - 1) * prod_{tau<=t} (1 - eta_tau*lambda)^2)^(-1/2)   (our reading of Eq. 13 [I])
 with eta_tau the hidden matrices' scheduled LR (peak x base factor) and lambda their torch weight decay.
 """
 
@@ -104,7 +104,7 @@ def test_warmup_as_a_fraction_of_training(name):
 
 
 def test_the_yaml_default_linear_warmup_is_ten_percent():
-    """Kosson et al.'s recipe (spec §6.4): 10% linear warmup + linear decay."""
+    """Kosson et al.'s recipe (docs/parameterizations.md §6.4): 10% linear warmup + linear decay."""
     s = sched("linear", steps=200)
     assert factors(s, 200, [0, 19, 20]) == pytest.approx([1 / 20, 1.0, 1.0], rel=1e-12)
 
@@ -261,7 +261,7 @@ def test_the_schedule_multiplies_each_groups_own_peak_lr(name, optim):
     ("schedule=linear", "schedule.extra_warmup=exponential"),
 ], ids=["cosine", "wsd", "linear+exponential"])
 def test_independent_wd_stays_independent_of_the_peak_lr_whatever_the_schedule(schedule, optim):
-    """Spec §1: independent WD is torch weight_decay = lambda/eta_peak per group, so peak_lr x weight_decay (and the
+    """docs/parameterizations.md §1: independent WD is torch weight_decay = lambda/eta_peak per group, so peak_lr x weight_decay (and the
     per-step decay lr_t x weight_decay at every step) is the same for two base LRs."""
     runs = []
     for lr in (1e-3, 4e-3):

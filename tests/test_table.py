@@ -1,5 +1,5 @@
 """The parameterization table is the single source of truth for init, multipliers and
-per-tensor lr / weight decay / eps (shared/DESIGN.md)."""
+per-tensor lr / weight decay / eps (README, "The table")."""
 
 from __future__ import annotations
 
