@@ -59,7 +59,8 @@ def test_every_trial_of_every_grid_composes(path):
 
 def test_an_experiment_preset_overrides_the_training_loop_defaults():
     cfg = cli.compose(["experiment=cpu_transfer"])
-    assert (cfg.train.batch_size, cfg.train.steps, cfg.model.depth, cfg.param.base_width) == (8, 1000, 2, 32)
+    assert (cfg.train.batch_size, cfg.train.steps, cfg.model.depth, cfg.param.base_width) == (8, 1000, 2, 64)
+    assert (cfg.model.head_dim, cfg.param.base_head_dim) == (16, 16)
     assert cli.compose(["experiment=cpu_transfer", "train.steps=7"]).train.steps == 7
 
 
