@@ -92,7 +92,7 @@ class ProjectStep:
     def __init__(self, cfg, vocab: int, device, dtype: str, compile_: bool):
         self.cfg = cfg
         self.table, self.model = init_model(cfg, vocab, device, cfg.seed)
-        if compile_:  # dist.parallelize with train.compile=true: one compiled module per block
+        if compile_:  # parallel.parallelize with train.compile=true: one compiled module per block
             for block in self.model.blocks:
                 block.compile()
         self.optimizer = build_optimizer(cfg, self.model, self.table, device.type)

@@ -272,15 +272,15 @@ def reference_step(s: Shape, vocab: int, device: torch.device, autocast, lr: flo
 
 def project_step(param: str, ck: Check, vocab: int, autocast):
     """The project's step as train.py takes it: table, multipliers, per-group AdamW, clipping,
-    compiled per block by dist.parallelize. Returns (step(x, y) -> loss, flops per token)."""
-    import dist
+    compiled per block by parallel.parallelize. Returns (step(x, y) -> loss, flops per token)."""
+    import parallel
     from model import flops_per_token
     from optim import build_optimizer
     from param import init_model
 
     cfg = cli.compose([*run_overrides(ck), f"param={param}", f"model.vocab_size={vocab}"])
     table, model = init_model(cfg, vocab, ck.device, 0)
-    fwd = dist.parallelize(model, cfg.dist, dist.Runtime(), ck.device, compile_blocks=ck.shape.compile)
+    fwd = parallel.parallelize(model, cfg.dist, parallel.Runtime(), ck.device, compile_blocks=ck.shape.compile)
     opt = build_optimizer(cfg, model, table, ck.device.type)
     params = list(model.parameters())
 
@@ -442,7 +442,7 @@ def dcp_round_trip(ck: Check) -> dict:
     import torch.distributed as tdist
 
     import data
-    import dist
+    import parallel
     from optim import build_optimizer
     from param import init_model
     from records import load_distributed, save_distributed
@@ -459,7 +459,7 @@ def dcp_round_trip(ck: Check) -> dict:
 
         def build():
             table, model = init_model(cfg, vocab, ck.device, 0)
-            dist.parallelize(model, cfg.dist, dist.Runtime(strategy="fsdp2"), ck.device, compile_blocks=False)
+            parallel.parallelize(model, cfg.dist, parallel.Runtime(strategy="fsdp2"), ck.device, compile_blocks=False)
             return model, build_optimizer(cfg, model, table, ck.device.type)
 
         def steps(model, opt, first, n):

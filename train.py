@@ -27,7 +27,7 @@ import torch
 
 import cli
 import data
-import dist
+import parallel
 from model import count_params, flops_per_token
 from model.mfu import mfu, peak_flops
 from optim import build_optimizer, make_schedule
@@ -94,7 +94,7 @@ def evaluate(model, windows, cfg, batch_size: int, device, autocast, rt) -> floa
             _, loss = model(*to_device(x, y, device))
         total += loss.float()
     model.train()
-    return dist.mean(total / cfg.train.eval_iters, rt).item()
+    return parallel.mean(total / cfg.train.eval_iters, rt).item()
 
 
 def _optimizers(optimizer) -> list:
@@ -179,7 +179,7 @@ def _rank0_decides(rt, fn):
             value = fn()
         except cli.UserError as e:
             error = str(e)
-    value, error = dist.broadcast_object((value, error), rt)
+    value, error = parallel.broadcast_object((value, error), rt)
     if error is not None:
         raise cli.UserError(error)
     return value
@@ -199,8 +199,8 @@ def run(cfg, run_dir: Path) -> dict:
     setup_console()
     cli.check_run(cfg, quiet=cfg.train.resume not in (None, False, "none"))  # a resume: checked again once merged
     t0 = time.time()
-    rt, device_name = dist.start(cfg.dist, str(cfg.train.device))
-    run_dir = Path(dist.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
+    rt, device_name = parallel.start(cfg.dist, str(cfg.train.device))
+    run_dir = Path(parallel.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
     lock, metrics = RunLock(run_dir), MetricsLog(run_dir)
     try:
         with StopSignal() as stop:
@@ -248,13 +248,13 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     # data -> table -> model -> optimizer (the table comes from names, before any sharding)
     if rt.main:
         data.ensure_prepared(cfg.data)
-    dist.barrier(rt)
+    parallel.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
     meta = data.load_meta(data_dir)
     vocab = cli.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
     table, model = init_model(cfg, vocab, device, cfg.seed)
     n_params, fpt = count_params(model), flops_per_token(model)
-    step_model = dist.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
+    step_model = parallel.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
     optimizer = build_optimizer(cfg, model, table, device.type)
     schedule = make_schedule(cfg, table)
     diag = make_diagnostics(cfg, model, optimizer, table)  # None (no cost) unless diagnostics.interval > 0
@@ -303,7 +303,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
 
     def checkpoint(step: int) -> None:
         extra = {"step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "val_step": val_step,
-                 "train_time": train_time, "loss_sum": dist.mean(loss_sum, rt).item(), "n_sum": n_sum,
+                 "train_time": train_time, "loss_sum": parallel.mean(loss_sum, rt).item(), "n_sum": n_sum,
                  "config": cli.to_container(cfg), "overrides": overrides, "param_table": table.to_dict()}
         with writing(ckpt_root / f"step_{step:06d}"):
             save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
@@ -353,7 +353,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
 
         if is_log:
             now = time.time()
-            train_loss = dist.mean(loss_sum / n_sum, rt).item()  # the global mean over ranks
+            train_loss = parallel.mean(loss_sum / n_sum, rt).item()  # the global mean over ranks
             gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             interval = max(now - last_log_time - paused, 1e-9)  # eval and checkpoint time excluded
             train_time += interval
@@ -385,12 +385,12 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         # a signal: one process reads its flag every step; under torchrun rank 0's flag reaches
         # every rank at log steps (already a sync), so all ranks stop at the same step
         if rt.distributed:
-            signum = dist.broadcast_object(stop.signum, rt) if is_log else None
+            signum = parallel.broadcast_object(stop.signum, rt) if is_log else None
         else:
             signum = stop.signum
         due = (tc.ckpt_interval and done % tc.ckpt_interval == 0) or done == tc.steps or signum is not None
         if due and n_sum:  # steps since the last log: never checkpoint a state that has diverged
-            window = dist.mean(loss_sum / n_sum, rt).item()
+            window = parallel.mean(loss_sum / n_sum, rt).item()
             if diverges(window):
                 span = f"step {done}" if n_sum == 1 else f"mean of steps {done - n_sum + 1}-{done}"
                 diverged = (done, f"train_loss ({span}, checked before its checkpoint)", window)
@@ -477,7 +477,7 @@ def _job(cfg) -> float:
     summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
     if int(os.environ.get("RANK", "0")) == 0:
         _report(summary)
-    dist.finish()  # after run() returned: model and optimizer are gone
+    parallel.finish()  # after run() returned: model and optimizer are gone
     if summary["interrupted"]:
         sys.exit(summary["exit_code"])  # 130 (SIGINT) / 143 (SIGTERM), as if the signal had ended it
     return float("nan") if summary["diverged"] else summary["final_val_loss"]  # for Hydra sweepers

@@ -53,7 +53,7 @@ def test_fsdp2_on_two_ranks_trains_what_one_process_trains_and_resumes_on_one(ti
 
 
 def test_a_single_process_checkpoint_is_refused_under_torchrun_in_one_line(tiny_cfg, tmp_path):
-    import dist as distmod
+    import parallel as distmod
 
     run(tiny_cfg("train.steps=2"), tmp_path)
     rt = distmod.Runtime(rank=0, world=2, strategy="fsdp2")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from cli import UserError
-from dist.runtime import Runtime
+from parallel.runtime import Runtime
 
 MP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
