@@ -66,14 +66,14 @@ distclean: clean ## remove everything the Makefile created
 docs: setup ## regenerate the README's table of parameterization rules from conf/param/*.yaml
 	$(PY) -m param --markdown --write README.md
 
-# Tune small, train large on CPU (python -m sweeps.transfer, docs/transfer.md): a random search of
+# Tune small, train large on CPU (python -m sweeptools.transfer, docs/transfer.md): a random search of
 # muP's base HPs (eta, sigma_hidden, alpha_in, alpha_out) at the base width 64, its winner carried
 # unchanged to widths 32-256, against SP with its LR tuned at every width; 2 seeds a cell, 2
 # single-thread trials at a time. Resumable: run it again after an interrupt.
 DEMO_OUT ?= outputs/demo
 demo: setup ## tune small (muP proxy search), train large, vs SP tuned per width (~40 min on 2 cores) -> outputs/demo/
 	$(PY) -m data.prepare
-	$(PY) -m sweeps.transfer --out $(DEMO_OUT) --jobs 2
+	$(PY) -m sweeptools.transfer --out $(DEMO_OUT) --jobs 2
 
 # The README's picture: the coordinate check of SP next to muP in width (the spectral paper's
 # protocol at widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.

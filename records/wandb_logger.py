@@ -39,7 +39,7 @@ def run_name(run_dir: Path) -> str:
 
 
 def run_group(run_dir: Path) -> str | None:
-    """The group of a sweep's runs: W&B's WANDB_RUN_GROUP (set by `python -m sweeps.run --wandb`),
+    """The group of a sweep's runs: W&B's WANDB_RUN_GROUP (set by `python -m sweeptools.run --wandb`),
     else the sweep dir of a Hydra multirun job (`<date>/<time>`); None for a single run."""
     if os.environ.get("WANDB_RUN_GROUP"):
         return os.environ["WANDB_RUN_GROUP"]

@@ -1,24 +1,21 @@
 """The small tools around a run: `python -m param` (help, --by-role, --diff), and the sweep
-readers (a Hydra multirun dir, a W&B sweep id) behind `sweeps.plot` and `sweeps.best`."""
+readers (a Hydra multirun dir, a W&B sweep id) behind `sweeptools.plot` and `sweeptools.best`."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
 
-if str(REPO) not in sys.path[:1]:
-    sys.path.insert(0, str(REPO))  # this repo's `sweeps` package, not W&B's engine of the same name
-import cli  # noqa: E402
-from cli import UserError  # noqa: E402
-from param.__main__ import by_role, main as param_main  # noqa: E402
-from param.table import build_table  # noqa: E402
-from sweeps import best, plot, results, spec  # noqa: E402
-from sweeps import run as runner  # noqa: E402
+import cli
+from cli import UserError
+from param.__main__ import by_role, main as param_main
+from param.table import build_table
+from sweeptools import best, plot, results, spec
+from sweeptools import run as runner
 
 
 def table(*overrides):
@@ -150,7 +147,7 @@ def test_octave_ticks_are_whole_octaves():
     plt.close(fig)
 
 
-# ----------------------------------------------------------------------------- sweeps.run --wandb
+# ----------------------------------------------------------------------------- sweeptools.run --wandb
 
 def test_wandb_logger_overrides_pass_the_check_under_wandb_and_name_the_fix_without(tmp_path, capsys):
     from test_sweeps import write_sweep

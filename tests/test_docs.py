@@ -125,7 +125,7 @@ def test_section_pattern():
                 "shared/spec/platform.md §6", "(platform.md §2)", "see shared/DESIGN.md", "the spec's column",
                 "seed 1 §C.7", "seed 1 Eqs. 9 and 17"):
         assert any(pattern.search(bad) for pattern, _ in UNRESOLVABLE), bad
-    good = ("docs/platform.md §6", "docs/parameterizations.md §2.2", "sweeps/spec.py", "from sweeps import spec",
+    good = ("docs/platform.md §6", "docs/parameterizations.md §2.2", "sweeptools/spec.py", "from sweeptools import spec",
             "OptSpec", "hydra.run.dir=/shared/runs/$JOB", "the spectral paper's Fig. 1", "--seed 1",
             "spec:\n  name: x", "spec = importlib.util.spec_from_file_location(NAME, init)")
     assert not [(s, why) for pattern, why in UNRESOLVABLE for s in good if pattern.search(s)]

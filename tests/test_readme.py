@@ -76,7 +76,7 @@ def run(cmd: str) -> subprocess.CompletedProcess:
 def test_the_extraction_finds_the_commands_it_should():
     cmds = [c for c, _ in CHEAP]
     assert "make help" in cmds and "python -m param --help" in cmds and "python train.py --cfg job" in cmds
-    assert any(c.startswith("python -m sweeps.run") and "--dry-run" in c for c in cmds)
+    assert any(c.startswith("python -m sweeptools.run") and "--dry-run" in c for c in cmds)
     assert any(c.startswith("python train.py model.widht") for c in cmds)  # the error example
     assert not any("coord_check" in c or c.startswith("python train.py param=") for c in cmds)  # those train
     assert len(cmds) >= 12

@@ -17,13 +17,11 @@ import pytest
 
 from conftest import REPO, TINY, run_cli
 
-if str(REPO) not in sys.path[:1]:
-    sys.path.insert(0, str(REPO))  # this repo's `sweeps` package, not W&B's engine of the same name
-import cli  # noqa: E402
-from cli import UserError  # noqa: E402
-from sweeps import best, engine, plot, results, spec  # noqa: E402
-from sweeps import run as runner  # noqa: E402
-from sweeps.verdict import verdict  # noqa: E402
+import cli
+from cli import UserError
+from sweeptools import best, engine, plot, results, spec
+from sweeptools import run as runner
+from sweeptools.verdict import verdict
 
 FILES = sorted((REPO / "sweeps").glob("*.yaml"))
 
@@ -99,8 +97,8 @@ def test_an_empty_grid_and_a_missing_file_are_user_errors(tmp_path):
 
 
 def test_a_missing_results_csv_is_one_line(tmp_path):
-    r = run_cli("-m", "sweeps.plot", str(tmp_path / "results.csv"))
-    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "sweeps.run" in r.stderr
+    r = run_cli("-m", "sweeptools.plot", str(tmp_path / "results.csv"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "sweeptools.run" in r.stderr
 
 
 def test_skip_conditions_read_octaves():
@@ -130,7 +128,7 @@ def tiny_sweep(tmp_path: Path, data_root: Path, widths=(32, 64), lrs=(0.01, 1000
 
 def test_the_local_runner_runs_a_grid_in_parallel_and_records_divergence(tmp_path, data_root):
     out = tmp_path / "out"
-    r = run_cli("-m", "sweeps.run", str(tiny_sweep(tmp_path, data_root)), "--jobs", "2", "--out", str(out))
+    r = run_cli("-m", "sweeptools.run", str(tiny_sweep(tmp_path, data_root)), "--jobs", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     rows = results.read([str(out / "results.csv")])
     assert len(rows) == 4 and {(x["model.width"], x["optim.lr"]) for x in rows} == {(32, 0.01), (32, 1000.0), (64, 0.01), (64, 1000.0)}
@@ -147,7 +145,7 @@ def test_the_local_runner_runs_a_grid_in_parallel_and_records_divergence(tmp_pat
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, data_root):
     out = tmp_path / "out"
     file = tiny_sweep(tmp_path, data_root, widths=(32,), lrs=(0.01, 0.02, 0.04))
-    cmd = [sys.executable, "-m", "sweeps.run", str(file), "--jobs", "1", "--out", str(out)]
+    cmd = [sys.executable, "-m", "sweeptools.run", str(file), "--jobs", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.time() + 120
     while not list(out.glob("*/summary.json")) and time.time() < deadline and proc.poll() is None:
@@ -366,7 +364,7 @@ def test_seeds_expand_every_grid_point_and_every_proposal(tmp_path):
 
 
 def test_the_transfer_target_is_a_tie_within_the_seed_spread_and_reads_mup_in_width():
-    from sweeps.transfer import judge_target, lr_values
+    from sweeptools.transfer import judge_target, lr_values
 
     eta = 2.0 ** -5
     assert lr_values(eta, [-1, 0, 1]) == [0.01562, eta, 0.0625]  # 4 significant digits, as the search's proposals
@@ -396,7 +394,7 @@ def test_tune_small_train_large_end_to_end_carries_the_winner_and_judges_it(tmp_
     large = write_sweep(tmp_path / "large.yaml", {"model.width": [32, 64]}, ["param=mup", *fixed])
     base = write_sweep(tmp_path / "base.yaml", {"model.width": [32, 64], "optim.lr": [0.005, 0.01, 0.02]}, ["param=sp", *fixed])
     out = tmp_path / "demo"
-    argv = ["-m", "sweeps.transfer", "--proxy", str(proxy), "--large", str(large), "--baseline", str(base), "--baseline-skip",
+    argv = ["-m", "sweeptools.transfer", "--proxy", str(proxy), "--large", str(large), "--baseline", str(base), "--baseline-skip",
             "model.width=64,optim.lr=0.005", "--count", "2", "--seeds", "2", "--jobs", "2", "--out", str(out)]
     r = run_cli(*argv)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -431,7 +429,7 @@ def test_a_wandb_sweep_id_offline_fails_in_one_line(monkeypatch):
 def test_the_submitit_launcher_runs_trials_as_jobs(tmp_path, data_root):
     """The SLURM path with submitit's local executor (same code, no cluster needed)."""
     out = tmp_path / "out"
-    r = run_cli("-m", "sweeps.run", str(tiny_sweep(tmp_path, data_root, widths=(32,), lrs=(0.01,))),
+    r = run_cli("-m", "sweeptools.run", str(tiny_sweep(tmp_path, data_root, widths=(32,), lrs=(0.01,))),
                 "--launcher", "submitit-local", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert [x["status"] for x in results.read([str(out)])] == ["done"] and list((out / ".submitit").glob("*_log.out"))

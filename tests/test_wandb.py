@@ -13,7 +13,7 @@ def test_a_sweep_trial_is_named_after_its_dir_and_grouped_by_its_sweep(tmp_path,
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
     trial = tmp_path / "sweeps" / "cpu_width_lr_adamw" / "param=mup,model.width=64,optim.lr=0.03125"
     assert run_name(trial) == "param=mup,model.width=64,optim.lr=0.03125" and run_group(trial) is None
-    monkeypatch.setenv("WANDB_RUN_GROUP", "cpu_width_lr_adamw")  # what `sweeps.run --wandb` sets
+    monkeypatch.setenv("WANDB_RUN_GROUP", "cpu_width_lr_adamw")  # what `sweeptools.run --wandb` sets
     assert run_group(trial) == "cpu_width_lr_adamw"
     monkeypatch.delenv("WANDB_RUN_GROUP")
     job = tmp_path / "multirun" / "2026-11-25" / "07-28-14" / "3"  # a `train.py -m` job

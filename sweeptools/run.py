@@ -1,10 +1,10 @@
 """Run a sweep file without a W&B server: every trial is one `train.py` process.
 
-    python -m sweeps.run sweeps/cpu_width_lr_adamw.yaml --jobs 2
-    python -m sweeps.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2     # random / bayes
-    python -m sweeps.run sweeps/gpu_width_lr_adamw.yaml --launcher slurm --slurm partition=gpu
-    python -m sweeps.run sweeps/X.yaml train.steps=5 data.root=/tmp/d        # overrides for every trial
-    python -m sweeps.run sweeps/cpu_transfer_sp.yaml --seeds 2 --jobs 2       # every point with seed=1 and seed=2
+    python -m sweeptools.run sweeps/cpu_width_lr_adamw.yaml --jobs 2
+    python -m sweeptools.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2     # random / bayes
+    python -m sweeptools.run sweeps/gpu_width_lr_adamw.yaml --launcher slurm --slurm partition=gpu
+    python -m sweeptools.run sweeps/X.yaml train.steps=5 data.root=/tmp/d        # overrides for every trial
+    python -m sweeptools.run sweeps/cpu_transfer_sp.yaml --seeds 2 --jobs 2       # every point with seed=1 and seed=2
 
 Each trial runs in `<out>/<trial>/` (its Hydra run dir). A trial whose dir holds summary.json
 is done and is not run again, so an interrupted sweep continues where it stopped; a trial
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import cli
 from cli import UserError
-from sweeps import engine, results, spec
+from sweeptools import engine, results, spec
 
 
 # set by the runner per launch (run dir, resume, threads for --jobs, progress bar, logger): not
@@ -345,7 +345,7 @@ def _metric(row: dict, key: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.run", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m sweeptools.run", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", help="a sweep file, e.g. sweeps/cpu_width_lr_adamw.yaml")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides added to every trial (e.g. train.steps=5)")
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "diverged", "failed")}
     print(f"{out / 'results.csv'}: {len(rows)} trials ({counts['done']} done, {counts['diverged']} diverged, "
-          f"{counts['failed']} failed) in {time.time() - t0:.0f} s; plot: python -m sweeps.plot {out / 'results.csv'}")
+          f"{counts['failed']} failed) in {time.time() - t0:.0f} s; plot: python -m sweeptools.plot {out / 'results.csv'}")
     if counts["failed"]:
         print(f"failed trials: see <trial dir>/sweep.log, e.g. {next(r['run_dir'] for r in rows if r['status'] == 'failed')}/sweep.log", file=sys.stderr)
 

@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 
 from cli import UserError
-from sweeps.results import OUTCOME
+from sweeptools.results import OUTCOME
 
 X_KEYS = ("optim.lr", "optim.weight_decay")
 SIZE_KEYS = ("model.width", "model.depth")

@@ -71,7 +71,7 @@ def read(paths: list[str]) -> list[dict]:
         if path.is_dir():
             path = path / "results.csv"
         if not path.is_file():
-            raise UserError(f"{p}: no results.csv (nor Hydra multirun job dirs) there: run `python -m sweeps.run "
+            raise UserError(f"{p}: no results.csv (nor Hydra multirun job dirs) there: run `python -m sweeptools.run "
                             "sweeps/<file>.yaml` first (it writes <out>/results.csv), or give a multirun/<date>/<time> dir")
         with open(path, newline="") as f:
             rows += [{k: parse(v) for k, v in r.items()} for r in csv.DictReader(f)]

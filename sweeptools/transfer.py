@@ -2,11 +2,11 @@
 the winner unchanged to every width, and set it against SP with its learning rate tuned at every
 width, every cell with seeds.
 
-    python -m sweeps.transfer                          # the CPU demo (`make demo`): ~35 min on 2 cores
-    python -m sweeps.transfer --count 32 --seeds 3     # a wider search, more seeds
-    python -m sweeps.transfer train.steps=3000         # overrides for every trial (a longer horizon)
+    python -m sweeptools.transfer                          # the CPU demo (`make demo`): ~35 min on 2 cores
+    python -m sweeptools.transfer --count 32 --seeds 3     # a wider search, more seeds
+    python -m sweeptools.transfer train.steps=3000         # overrides for every trial (a longer horizon)
 
-Three sweeps, each a directory of trials with its results.csv, resumable like `sweeps.run`:
+Three sweeps, each a directory of trials with its results.csv, resumable like `sweeptools.run`:
 <out>/proxy (sweeps/cpu_proxy_search.yaml, random search at the base width), <out>/mup
 (sweeps/cpu_transfer_mup.yaml at every width, with the winner's values and its learning rate
 times 2^k for --octaves k, so the figure shows where μP's optimum lies at each width) and <out>/sp
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import cli
 from cli import UserError
-from sweeps import best, plot, results, spec
-from sweeps import run as runner
-from sweeps.verdict import format_verdict, octave, verdict
+from sweeptools import best, plot, results, spec
+from sweeptools import run as runner
+from sweeptools.verdict import format_verdict, octave, verdict
 
 # SP's grid points far from its optimum at each width (the drift is known to be downwards: 2^-6 at
 # widths 32-64, 2^-9 at 256 in one-seed runs): 4 octaves a width are run
@@ -100,7 +100,7 @@ def format_target(t: dict, win: dict, keys: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.transfer", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m sweeptools.transfer", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="Hydra overrides added to every trial of the three sweeps")
     ap.add_argument("--proxy", default="sweeps/cpu_proxy_search.yaml", help="the search at the base shape (random or bayes)")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     # every file checked before the first trial
     proxy = spec.load(args.proxy, extra=args.overrides)
     if proxy.method == "grid":
-        raise UserError(f"{args.proxy}: a proxy search is random or bayes (method: {proxy.method}); for a grid use sweeps.run")
+        raise UserError(f"{args.proxy}: a proxy search is random or bayes (method: {proxy.method}); for a grid use sweeptools.run")
     large, base = spec.load(args.large, extra=args.overrides), spec.load(args.baseline, extra=args.overrides)
     skip = args.baseline_skip if args.baseline_skip is not None else SP_SKIP
 

@@ -1,17 +1,17 @@
 """Loss against log2 of the learning rate (or weight decay), one curve per width or depth, one
 panel per parameterization side by side, each optimum marked; then the verdict.
 
-    python -m sweeps.plot outputs/demo/results.csv
-    python -m sweeps.plot a/results.csv b/results.csv --where param=spectral --panel param.block_depth
-    python -m sweeps.plot results.csv --x optim.weight_decay --by model.depth --json
-    python -m sweeps.plot multirun/2026-11-25/07-28-14      # the jobs of `python train.py -m ...`
-    python -m sweeps.plot entity/project/abcd1234          # a W&B sweep (needs the network)
+    python -m sweeptools.plot outputs/demo/results.csv
+    python -m sweeptools.plot a/results.csv b/results.csv --where param=spectral --panel param.block_depth
+    python -m sweeptools.plot results.csv --x optim.weight_decay --by model.depth --json
+    python -m sweeptools.plot multirun/2026-11-25/07-28-14      # the jobs of `python train.py -m ...`
+    python -m sweeptools.plot entity/project/abcd1234          # a W&B sweep (needs the network)
 
 This is the spectral paper's Fig. 1c/d, 2, 3 and 4 layout (docs/parameterizations.md §5): validation loss against
 log2 eta_base (or lambda_base), μP and SP panels. Diverged trials are drawn as crosses along
 the top of their panel, so a missing point is never a silent one. With seeds, each point is the
 mean over its seeds with their standard deviation as an error bar, and an optimum the seeds
-cannot tell from the next octave is a hollow star (sweeps/verdict.py).
+cannot tell from the next octave is a hollow star (sweeptools/verdict.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import cli
 from cli import UserError
-from sweeps import results
-from sweeps.verdict import format_verdict, octave, verdict
+from sweeptools import results
+from sweeptools.verdict import format_verdict, octave, verdict
 
 
 def where(rows: list[dict], conditions: list[str]) -> list[dict]:
@@ -140,7 +140,7 @@ def draw(v: dict, png: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.plot", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sweeptools.plot", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", nargs="+", help="results.csv files (or their dirs), Hydra multirun dirs, or one W&B sweep path entity/project/id")
     ap.add_argument("--x", help="the swept hyperparameter (default: optim.lr, else optim.weight_decay)")
     ap.add_argument("--by", help="one curve per value (default: model.width, else model.depth)")

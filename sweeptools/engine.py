@@ -1,42 +1,33 @@
-"""W&B's sweep engine (the `sweeps` package on PyPI), loaded under another module name.
-
-The engine's import name is `sweeps`, the same as this package's, so a plain `import sweeps`
-from the repository root finds this package. The engine uses only relative imports, so it
-loads fine from its installed files as `wandb_sweeps`. It validates sweep configs against
-W&B's JSON schema and proposes random and Bayesian trials exactly as a W&B server would
-(docs/platform.md §5).
+"""W&B's sweep engine (the `sweeps` package on PyPI, imported as `sweeps`): it validates sweep
+configs against W&B's JSON schema and proposes random and Bayesian trials exactly as a W&B server
+would (docs/platform.md §5). This package is `sweeptools` so that the engine's own import name
+stays free; the sweep files live in the folder `sweeps/`, which holds no Python.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import random
 import sys
 import warnings
 
 from cli import UserError
 
-NAME = "wandb_sweeps"
-
 
 def engine():
     """The engine module (imported once); UserError when it is not installed."""
-    if NAME in sys.modules:
-        return sys.modules[NAME]
+    if "sweeps" in sys.modules and hasattr(sys.modules["sweeps"], "next_runs"):
+        return sys.modules["sweeps"]
     try:
-        dist = importlib.metadata.distribution("sweeps")
-    except importlib.metadata.PackageNotFoundError:
+        with warnings.catch_warnings():
+            # sweeps 0.2.0 is written for pydantic 1; pydantic 2 warns about its class-based config (harmless)
+            warnings.simplefilter("ignore")
+            import sweeps
+    except ImportError:
         raise UserError("W&B's sweep engine is not installed: run `.venv/bin/pip install sweeps==0.2.0` (or `make setup`)") from None
-    init = dist.locate_file("sweeps/__init__.py")
-    spec = importlib.util.spec_from_file_location(NAME, init, submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    with warnings.catch_warnings():
-        # sweeps 0.2.0 is written for pydantic 1; pydantic 2 warns about its class-based config (harmless)
-        warnings.simplefilter("ignore")
-        spec.loader.exec_module(module)
-    return module
+    if not hasattr(sweeps, "next_runs"):  # a `sweeps` folder of sweep files found before the installed package
+        raise UserError(f"`import sweeps` found {getattr(sweeps, '__path__', sweeps)}, not W&B's sweep engine: "
+                        "reinstall it with `.venv/bin/pip install sweeps==0.2.0` (or `make setup`)")
+    return sweeps
 
 
 def violations(raw: dict) -> list[str]:
@@ -69,5 +60,5 @@ def propose(raw: dict, finished: list[tuple[dict, float | None]], n: int, seed: 
 
 def _short(value):
     """Continuous proposals to 4 significant digits: the overrides that are run, recorded and
-    printed by `sweeps.best` are then the same short strings."""
+    printed by `sweeptools.best` are then the same short strings."""
     return float(f"{value:.4g}") if isinstance(value, float) else value

@@ -1,9 +1,9 @@
 """Tune small, train large: print the winning trial's overrides, ready for `train.py`.
 
-    python -m sweeps.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2
-    python -m sweeps.best outputs/sweeps/cpu_proxy_search/results.csv
-    python -m sweeps.best multirun/2026-11-25/07-28-14            # the jobs of `python train.py -m ...`
-    python train.py $(python -m sweeps.best outputs/sweeps/cpu_proxy_search/results.csv) model.width=256
+    python -m sweeptools.run sweeps/cpu_proxy_search.yaml --count 24 --jobs 2
+    python -m sweeptools.best outputs/sweeps/cpu_proxy_search/results.csv
+    python -m sweeptools.best multirun/2026-11-25/07-28-14            # the jobs of `python train.py -m ...`
+    python train.py $(python -m sweeptools.best outputs/sweeps/cpu_proxy_search/results.csv) model.width=256
 
 stdout is one line of overrides: the sweep's fixed ones (its experiment preset and base shape
 included) and the winner's swept values. The model's width and depth are printed too (Hydra
@@ -24,8 +24,8 @@ import sys
 
 import cli
 from cli import UserError
-from sweeps import results
-from sweeps.results import OUTCOME
+from sweeptools import results
+from sweeptools.results import OUTCOME
 
 DROP = ("logger",)  # the proxy's logging choice is not a hyperparameter
 
@@ -59,7 +59,7 @@ def winner(rows: list[dict], metric: str) -> dict:
 
 
 def overrides(row: dict) -> list[str]:
-    from sweeps.spec import fmt
+    from sweeptools.spec import fmt
 
     keys = [k for k in row if k not in OUTCOME and k not in ("trial", "seed", "seeds") and not k.endswith("_loss_std")
             and k not in DROP and row[k] is not None]
@@ -67,7 +67,7 @@ def overrides(row: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.best", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sweeptools.best", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", nargs="+", help="results.csv files (or their dirs), Hydra multirun dirs, or one W&B sweep path")
     ap.add_argument("--metric", default="final_val_loss", choices=["final_val_loss", "best_val_loss"])
     args = ap.parse_args(argv)

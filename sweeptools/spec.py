@@ -31,7 +31,7 @@ from pathlib import Path
 
 import cli
 from cli import UserError
-from sweeps import engine
+from sweeptools import engine
 
 MACROS = {"${env}", "${interpreter}", "${program}", "${args_no_hyphens}"}
 SUMMARY_METRICS = ("final_val_loss", "best_val_loss")  # keys of summary.json a sweep can minimize
