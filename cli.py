@@ -13,7 +13,9 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
+
+from errors import UserError, full_errors, guard  # noqa: F401  (cli.UserError, cli.guard: the old names)
 
 REPO = Path(__file__).resolve().parent
 # a source checkout (pyproject.toml beside this file), or an installed wheel (REPO is site-packages)
@@ -33,32 +35,7 @@ def data_cache() -> Path:
 CONF_DIR = REPO / "conf"
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, never as a traceback."""
-
-
-def full_errors() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def guard(fn: Callable) -> Callable:
-    """Run `fn`; print a UserError as `error: ...` and exit 2 (exit 1 for other failures
-    keeps their traceback: those are bugs, not user mistakes)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            if full_errors():
-                raise
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except BrokenPipeError:  # `python -m param ... | head`: the reader left, nothing is wrong
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
-
-    return wrapper
+# UserError, full_errors, guard: errors.py (the bottom of the import graph); re-exported here
 
 
 # ----------------------------------------------------------------------------- composition

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 
 
 def find_checkpoint(run_dir: Path, ckpt: str | None) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cli import UserError
+from errors import UserError
 
 
 class TokenWindows:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 import cli
-from cli import UserError, data_cache
+from cli import data_cache
+from errors import UserError
 from data import sources, tokenizer
 from data.verify import again, seal, verify
 

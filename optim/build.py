@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import torch
 
-from cli import UserError
+from errors import UserError
 from model import HIDDEN_ROLES, clean_name
 from optim.scaling import spec_of
 

@@ -30,7 +30,7 @@ from collections import defaultdict
 
 import torch
 
-from cli import UserError
+from errors import UserError
 from model import HIDDEN_ROLES, MATRIX_ROLES, clean_name
 
 LINEAR_ROLES = (*HIDDEN_ROLES, "readout")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import math
 
-from cli import UserError
+from errors import UserError
 from model import HIDDEN_ROLES
 
 INIT_ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")

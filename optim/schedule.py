@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from cli import UserError
+from errors import UserError
 
 BASES = ("constant", "cosine", "linear", "wsd")
 EXTRA = ("none", "exponential", "decay_away")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from cli import UserError
+from errors import UserError
 from parallel.runtime import Runtime
 
 MP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from cli import UserError, check_launch
+from cli import check_launch
+from errors import UserError
 
 STRATEGIES = ("none", "ddp", "fsdp2")
 

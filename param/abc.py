@@ -13,7 +13,7 @@ with A = 1 (full alignment) or 1/2 (no alignment); lr_mode=global sets every c t
 
 from __future__ import annotations
 
-from cli import UserError
+from errors import UserError
 
 # (a, b) per class: embedding, hidden, readout (docs/parameterizations.md §4, "ab exponents")
 AB = {

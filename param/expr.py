@@ -11,7 +11,7 @@ import ast
 import math
 import operator
 
-from cli import UserError
+from errors import UserError
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cli import UserError
+from errors import UserError
 from param.expr import evaluate, render
 
 # where a tensor looks up its factor: most specific key first

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from cli import UserError
+from errors import UserError
 from model import GPT, HIDDEN_ROLES, GPTConfig, Scales, block_of, role_of
 from optim.scaling import check, tensor_hparams, wd_on_vectors
 from param.rules import rule_role, rules_for

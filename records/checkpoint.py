@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cli import UserError
+from errors import UserError
 
 _COMPLETE = re.compile(r"step_(\d+)")
 DAMAGED = "damaged"  # checkpoints/damaged/: set aside, never read, never deleted

@@ -10,7 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
-from cli import UserError
+from errors import UserError
 from records.checkpoint import latest_checkpoint
 from records.files import MetricsLog
 from records.resume import resume_command

@@ -19,7 +19,7 @@ import shlex
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 from records.checkpoint import DamagedCheckpoint, find_resumable, latest_checkpoint, load_checkpoint
 
 # keys that do not change what is trained (or, train.steps, only how far)

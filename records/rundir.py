@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from cli import UserError
+from errors import UserError
 
 LOCK = ".lock"
 

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from cli import UserError
+from errors import UserError
 
 TABLE_COLUMNS = ("name", "shape", "role", "block", "fan_in", "fan_out", "init", "init_std", "multiplier", "lr",
                  "weight_decay", "eps")

@@ -23,7 +23,7 @@ import math
 import sys
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import results
 from sweeptools.results import OUTCOME
 

@@ -10,7 +10,7 @@ import random
 import sys
 import warnings
 
-from cli import UserError
+from errors import UserError
 
 
 def engine():

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import results
 from sweeptools.verdict import format_verdict, octave, verdict
 

@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from cli import UserError
+from errors import UserError
 
 OUTCOME = ["status", "final_val_loss", "best_val_loss", "diverged", "tokens", "wall_time_s", "cpu_time_s", "run_dir"]
 TRIAL_FILE = "sweep_trial.json"  # what the runner asked of a trial dir (its overrides)

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import engine, results, spec
 
 

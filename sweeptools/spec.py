@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import engine
 
 MACROS = {"${env}", "${interpreter}", "${program}", "${args_no_hyphens}"}

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import best, plot, results, spec
 from sweeptools import run as runner
 from sweeptools.verdict import format_verdict, octave, verdict

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from cli import UserError
+from errors import UserError
 from sweeptools.results import OUTCOME
 
 X_KEYS = ("optim.lr", "optim.weight_decay")

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 import cli
-from cli import UserError
+from errors import UserError
 from param.__main__ import by_role, main as param_main
 from param.table import build_table
 from sweeptools import best, plot, results, spec

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, TINY, run_cli
 
 import cli
-from cli import UserError
+from errors import UserError
 from sweeptools import best, engine, plot, results, spec
 from sweeptools import run as runner
 from sweeptools.verdict import verdict
