@@ -412,7 +412,7 @@ def to_container(cfg) -> dict:
 def check_run(cfg, quiet: bool = False) -> None:
     """Everything `check_config` checks, plus the parameterization x optimizer pair; `quiet`
     leaves out the warnings (values a user may mean)."""
-    from optim.scaling import check
+    from param.scaling import check
     from param.rules import rules_for
     from param.table import check_param
 

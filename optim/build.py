@@ -9,7 +9,7 @@ import torch
 
 from errors import UserError
 from model import HIDDEN_ROLES, clean_name
-from optim.scaling import spec_of
+from param.scaling import spec_of
 
 
 def param_groups(model: torch.nn.Module, table, kind=lambda row: "") -> list[dict]:

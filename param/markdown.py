@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cli
-from optim.scaling import wd_on_vectors
+from param.scaling import wd_on_vectors
 from param.expr import render
 from param.rules import rules_for
 

@@ -12,7 +12,7 @@ import torch
 
 from errors import UserError
 from model import GPT, HIDDEN_ROLES, GPTConfig, Scales, block_of, role_of
-from optim.scaling import check, tensor_hparams, wd_on_vectors
+from param.scaling import check, tensor_hparams, wd_on_vectors
 from param.rules import rule_role, rules_for
 
 FIELDS = ("name", "shape", "role", "fan_in", "fan_out", "init_std", "multiplier", "lr", "weight_decay", "eps")

@@ -1,4 +1,4 @@
-"""An optimizer's scaling map: how the parameterization's per-role factors become the lr,
+"""An optimizer's scaling map (beside the table, as the parameterization's rules it applies): how the parameterization's per-role factors become the lr,
 weight decay and eps handed to torch, per tensor.
 
 Each optimizer belongs to a family whose rules the parameterization YAML states
@@ -19,6 +19,7 @@ import math
 
 from errors import UserError
 from model import HIDDEN_ROLES
+from param.expr import evaluate
 
 INIT_ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
 
@@ -100,8 +101,6 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
         # Everett et al. 2024 (docs/parameterizations.md §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
         # c_Adafactor = c_Adam - b: divide the Adam factor by the width part m^-b of the init std
         # (its value over its value at m = 1: constants and depth factors such as 1/sqrt(2L) stay out).
-        from param.expr import evaluate  # here: param imports this module
-
         init_f = rules.init(role)
         at_base = evaluate(init_f.formula, {**env, "m": 1.0}, f"param={rules.name} init ({role})")
         if init_f.value == 0 or at_base == 0:
