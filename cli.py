@@ -133,47 +133,6 @@ def _check_resolves(cfg, prefix: str = "") -> None:
                                 "or ${other.key} naming a key that exists (`python -m param --cfg` lists them)") from None
 
 
-# Hydra's own flags: those that print and exit (nothing to check), and those that take a value
-# (the value is not an override: `-sc install=bash`, `-cn other`)
-_HYDRA_EXITS = {"-h", "--help", "--hydra-help", "--version", "-sc", "--shell-completion", "-i", "--info",
-                "--experimental-rerun"}
-_HYDRA_VALUED = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
-                 "-cd", "--config-dir"}
-
-
-def check_overrides(argv: list[str]) -> None:
-    """Before Hydra runs `train.py`: compose once so a typo fails in one line, not deep in Hydra.
-    Hydra's own flags pass through untouched."""
-    if any(a.split("=", 1)[0] in _HYDRA_EXITS for a in argv):
-        return
-    overrides, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a.startswith("-"):
-            skip = a in _HYDRA_VALUED  # `--cfg job`: the next word is the flag's value
-        elif ("=" in a or a.startswith("~")) and not a.lstrip("+~").startswith("hydra"):
-            overrides.append(a)
-    cfg = compose(overrides)
-    printing = bool({"-c", "--cfg"} & set(argv))  # printing the config launches nothing: no warnings either
-    resuming = cfg.train.resume not in (None, False, "none")  # the checkpoint's config is checked once merged
-    check_run(cfg, quiet=printing or resuming)
-    if not printing:
-        check_launch(str(cfg.dist.strategy))
-        check_data_vocab(cfg)
-
-
-def check_data_vocab(cfg) -> None:
-    """model.vocab_size against the data's vocabulary, where it is known without preparing
-    (GPT-2's, or a prepared dir's meta.json): refused before the run writes anything."""
-    if cfg.model.vocab_size is None:
-        return
-    import data
-
-    known = cfg.data.tokenizer != "gpt2" and (data.data_dir(cfg.data) / "meta.json").is_file()
-    vocab_size(cfg, data.load_meta(data.data_dir(cfg.data))["vocab_size"] if known else None)
-
-
 # ----------------------------------------------------------------------------- value checks
 
 # What every checked value must be, one line per key: `int`, `number` (finite) or `bool`, an
@@ -378,54 +337,10 @@ def check_config(cfg) -> None:
 
 # ----------------------------------------------------------------------------- derived values
 
-GPT2_VOCAB = 50257  # GPT-2 BPE: 50,000 merges + 256 bytes + <|endoftext|>
-
-
-def vocab_size(cfg, data_vocab: int | None = None) -> int:
-    """model.vocab_size, or the data's (`data_vocab` when the caller has read meta.json already),
-    padded up to model.vocab_multiple. A model.vocab_size below the data's is refused, quoting
-    the number the user gave (not the padded one)."""
-    given = cfg.model.vocab_size
-    if given is not None and data_vocab is None and cfg.data.tokenizer == "gpt2":
-        data_vocab = GPT2_VOCAB
-    if given is not None and data_vocab is not None and given < data_vocab:
-        raise UserError(f"model.vocab_size={given} is smaller than the data's vocabulary ({data_vocab}): "
-                        "leave it null (the data's, padded to model.vocab_multiple) or give at least that")
-    v = given if given is not None else data_vocab
-    if v is None:
-        if cfg.data.tokenizer == "gpt2":
-            v = GPT2_VOCAB  # known without preparing (openwebtext may not be prepared here)
-        else:
-            import data
-
-            v = data.load_meta(data.ensure_prepared(cfg.data))["vocab_size"]
-    k = int(cfg.model.get("vocab_multiple") or 1)
-    return -(-int(v) // k) * k
-
-
 def to_container(cfg) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(cfg, resolve=True)
-
-
-def check_run(cfg, quiet: bool = False) -> None:
-    """Everything `check_config` checks, plus the parameterization x optimizer pair; `quiet`
-    leaves out the warnings (values a user may mean)."""
-    from param.scaling import check
-    from param.rules import rules_for
-    from param.table import check_param
-
-    from optim.schedule import Schedule, warmup_steps
-
-    check_config(cfg)
-    check_param(cfg)
-    check(cfg.optim, rules_for(cfg.param, cfg.model.width, cfg.model.depth))
-    Schedule(cfg.schedule, 1, hidden_wd=1.0)  # names, warmup, decay: checked before any work
-    warm, steps = warmup_steps(cfg.schedule.warmup, cfg.train.steps), cfg.train.steps
-    if warm >= steps and steps > 1 and not quiet:  # a smoke test may mean it: warned, not refused
-        warn(f"schedule.warmup={cfg.schedule.warmup} is not below train.steps={steps}: the LR never gets past its "
-             "warmup; lower schedule.warmup (or give a fraction of training, e.g. schedule.warmup=0.05)")
 
 
 def check_launch(strategy: str) -> None:

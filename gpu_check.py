@@ -56,6 +56,7 @@ from unittest import mock
 
 import torch
 
+import assemble
 import cli
 
 # bf16 against fp32, per logged step, over the first 20 steps at a stable LR. bf16 keeps 8
@@ -454,7 +455,7 @@ def dcp_round_trip(ck: Check) -> dict:
         tiny = replace(SMALL, context=32, batch=4)
         cfg = cli.compose([*run_overrides(replace(ck, shape=tiny)), "dist=fsdp2", "param=mup"])
         windows = data.TokenWindows(prepared_data(ck), "train", cfg.model.context)
-        vocab = cli.vocab_size(cfg, data.load_meta(prepared_data(ck))["vocab_size"])
+        vocab = assemble.vocab_size(cfg, data.load_meta(prepared_data(ck))["vocab_size"])
         autocast = torch.autocast(ck.device.type, dtype=torch.bfloat16)
 
         def build():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+import assemble
 import cli
 import data
 import parallel
@@ -197,7 +198,7 @@ def _hold(run_dir: Path, lock: RunLock) -> None:
 def run(cfg, run_dir: Path) -> dict:
     """Train one model; returns the summary (also written to run_dir/summary.json on rank 0)."""
     setup_console()
-    cli.check_run(cfg, quiet=cfg.train.resume not in (None, False, "none"))  # a resume: checked again once merged
+    assemble.check_run(cfg, quiet=cfg.train.resume not in (None, False, "none"))  # a resume: checked again once merged
     t0 = time.time()
     rt, device_name = parallel.start(cfg.dist, str(cfg.train.device))
     run_dir = Path(parallel.broadcast_object(str(run_dir), rt))  # rank 0's dir for every rank
@@ -226,7 +227,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     if resume is not None:
         state = state if state is not None else load_checkpoint(resume)  # other ranks: meta.pt
         cfg, changes = resumed_config(cfg, state, resume)
-        cli.check_run(cfg)
+        assemble.check_run(cfg)
     overrides = state.get("overrides") if resume is not None else cli_overrides()
     tc = cfg.train
     if tc.threads:
@@ -251,7 +252,7 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     parallel.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
     meta = data.load_meta(data_dir)
-    vocab = cli.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
+    vocab = assemble.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
     table, model = init_model(cfg, vocab, device, cfg.seed)
     n_params, fpt = count_params(model), flops_per_token(model)
     step_model = parallel.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
@@ -490,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if argv is not None:
         sys.argv[1:] = argv
-    cli.guard(cli.check_overrides)(sys.argv[1:])
+    cli.guard(assemble.check_overrides)(sys.argv[1:])
     cli.guard(_check_dirs)(sys.argv[1:])
     if not any(a.startswith("hydra.output_subdir=") for a in sys.argv):
         # .hydra/ is written by run() once it holds the run dir: a refused run (dir in use, a

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 
+import assemble
 import cli
 
 FLAGS = ("--json", "--by-role", "--cfg", "--diff", "--markdown", "--write", "--help", "-h")
@@ -28,8 +29,8 @@ def _table(overrides):
     from param.table import build_table
 
     cfg = cli.compose(overrides)
-    cli.check_run(cfg)
-    return cfg, build_table(cfg, cli.vocab_size(cfg))
+    assemble.check_run(cfg)
+    return cfg, build_table(cfg, assemble.vocab_size(cfg))
 
 
 def _init(row) -> str:

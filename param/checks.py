@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+import assemble
 import cli
 
 AXES = {"width": "model.width", "depth": "model.depth"}
@@ -103,7 +104,7 @@ def at_size(cfg, size: int):
     section, name = key.split(".")
     out[section][name] = int(size)
     try:
-        cli.check_run(out)
+        assemble.check_run(out)
     except cli.UserError as e:
         raise cli.UserError(f"check.sizes: at {key}={size}: {e}") from None
     return out
@@ -158,7 +159,7 @@ def setup(cfg, seed: int) -> Setup:
     from train import resolve_device
 
     data_dir = data.ensure_prepared(cfg.data)
-    vocab = cli.vocab_size(cfg)
+    vocab = assemble.vocab_size(cfg)
     device = resolve_device(cfg.train.device)
     table, model = init_model(cfg, vocab, device, seed)
     ctx = int(cfg.model.context)

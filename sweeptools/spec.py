@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import assemble
 import cli
 from errors import UserError
 from sweeptools import engine
@@ -179,7 +180,7 @@ def _number(text: str) -> float:
 # ----------------------------------------------------------------------------- validation
 
 def check_trials(sweep: Sweep, trials: list[dict], use_wandb: bool = False) -> None:
-    """Compose every trial's overrides as train.py would and check them (cli.check_run):
+    """Compose every trial's overrides as train.py would and check them (assemble.check_run):
     an unknown key or a shape that cannot train fails here, before any trial starts. The
     file's `logger=` is kept with `use_wandb` (the runner's --wandb), as the trials get it."""
     fixed = [o for o in sweep.fixed if use_wandb or not o.startswith("logger=")] + sweep.extra
@@ -193,7 +194,7 @@ def check_trials(sweep: Sweep, trials: list[dict], use_wandb: bool = False) -> N
             continue
         seen.add(tuple(ovr))
         try:
-            cli.check_run(cli.compose(ovr))
+            assemble.check_run(cli.compose(ovr))
         except UserError as e:
             raise UserError(f"{sweep.path}: trial {' '.join(overrides(sweep, values))}: {e}") from None
 

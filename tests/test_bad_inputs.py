@@ -7,7 +7,7 @@ One table, one row per bad input. To add a case, add a row to CASES:
 - id: a short name (the pytest id).
 - how: what the user does, one of
     * a list of overrides: checked in-process exactly as `python train.py <overrides>`
-      checks them before Hydra starts (`cli.check_overrides`); `{tmp}` and `{data}` are replaced
+      checks them before Hydra starts (`assemble.check_overrides`); `{tmp}` and `{data}` are replaced
       by the case's temp dir and the session's prepared data root;
     * `sub("train.py", ...)` / `sub("-m", "param", ...)`: a real `python ...` subprocess in the
       repo (each costs seconds of imports: use only when the exit code or the entry point itself
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import assemble
 import cli
 from conftest import TINY, run_cli
 
@@ -145,7 +146,7 @@ def prepare_main(*argv):
 
 def vocab_10(tmp, data):
     cfg = cli.compose([*TINY, f"data.root={data}", "model.vocab_size=10"])
-    return lambda: cli.vocab_size(cfg, 84)
+    return lambda: assemble.vocab_size(cfg, 84)
 
 
 # run dirs and checkpoints (the fault cases, kills, signals and full disks, are in tests/test_faults.py)
@@ -301,7 +302,7 @@ def test_a_bad_input_is_one_line_naming_the_fix(case, tmp_path, data_root, capsy
     else:
         if isinstance(how, list):
             argv = _fill(how, tmp, data_root)
-            action = lambda: cli.check_overrides(argv)  # noqa: E731
+            action = lambda: assemble.check_overrides(argv)  # noqa: E731
         else:
             params = how.__code__.co_varnames[:how.__code__.co_argcount]
             action = how(tmp, data_root, monkeypatch) if "monkeypatch" in params else how(tmp, data_root)

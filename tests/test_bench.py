@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bench
-import cli
+import assemble
 import data
 from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
 from records import read_jsonl
@@ -60,7 +60,7 @@ def test_the_bench_times_the_step_train_py_takes(tiny_cfg, tmp_path):
     run(cfg, tmp_path / "run")
     logged = [r["train_loss"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "train_loss" in r]
     data_dir = data.ensure_prepared(cfg.data)
-    vocab = cli.vocab_size(cfg, data.load_meta(data_dir)["vocab_size"])
+    vocab = assemble.vocab_size(cfg, data.load_meta(data_dir)["vocab_size"])
     step = bench.ProjectStep(cfg, vocab, torch.device("cpu"), "fp32", compile_=False)
     windows = data.TokenWindows(data_dir, "train", cfg.model.context)
     losses = []

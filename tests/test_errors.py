@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+import assemble
 import cli
 from conftest import TINY, run_cli
 
 
 def one_line_error(capsys, *overrides) -> str:
     with pytest.raises(SystemExit) as exc:
-        cli.guard(cli.check_overrides)(list(overrides))
+        cli.guard(assemble.check_overrides)(list(overrides))
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
@@ -74,11 +75,11 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
     ],
 )
 def test_hydra_own_flags_pass_the_up_front_check(argv):
-    cli.check_overrides(argv)  # would raise UserError if `install=bash` were read as an override
+    assemble.check_overrides(argv)  # would raise UserError if `install=bash` were read as an override
 
 
 def test_valued_hydra_flags_keep_the_check_on_the_overrides(capsys):
-    cli.check_overrides(["--cfg", "job", "train.steps=3"])
+    assemble.check_overrides(["--cfg", "job", "train.steps=3"])
     assert "did you mean model.width?" in one_line_error(capsys, "--cfg", "job", "model.widht=1")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import assemble
 import cli
 from conftest import resume_midway
 from model import GPT, HIDDEN_ROLES
@@ -76,7 +77,7 @@ def table(param: str, optim: str, *extra: str, width=W, depth=D):
     if optim in HAS_EPS:
         ov += (f"optim.eps={EPS}",)
     cfg = cfg_of(*ov, *extra)
-    return build_table(cfg, cli.vocab_size(cfg))
+    return build_table(cfg, assemble.vocab_size(cfg))
 
 
 def hidden(t):
@@ -99,7 +100,7 @@ def test_cfg_of_equals_cli_compose():
 
 def small_model(cfg, seed=0):
     """A model for the config (meant for small shapes) with the table's init."""
-    vocab = cli.vocab_size(cfg)
+    vocab = assemble.vocab_size(cfg)
     t = build_table(cfg, vocab)
     torch.manual_seed(seed)
     model = GPT(model_config(cfg.model, vocab), t.scales())
@@ -595,7 +596,7 @@ UNCOVERED = [
 @pytest.mark.parametrize("param, optim, extra", UNCOVERED, ids=[f"param={p} optim={o} has no rule: one-line error" for p, o, _ in UNCOVERED])
 def test_uncovered_parameterization_optimizer_pair_is_a_one_line_error(param, optim, extra):
     cfg = cli.compose([f"param={param}", f"optim={optim}", "model.vocab_size=64", *extra])
-    for check in (lambda: cli.check_run(cfg), lambda: build_table(cfg, 64)):
+    for check in (lambda: assemble.check_run(cfg), lambda: build_table(cfg, 64)):
         with pytest.raises(cli.UserError) as exc:
             check()
         msg = str(exc.value)

@@ -30,6 +30,7 @@ import math
 import pytest
 import torch
 
+import assemble
 import cli
 from param import build_table
 
@@ -104,7 +105,7 @@ def fast_compose(overrides):
 @functools.lru_cache(maxsize=None)
 def _table(overrides: tuple[str, ...]):
     cfg = fast_compose(overrides)
-    return build_table(cfg, cli.vocab_size(cfg))
+    return build_table(cfg, assemble.vocab_size(cfg))
 
 
 def base_overrides(optim="adamw", width=W, depth=D, lr=ETA) -> tuple[str, ...]:
@@ -167,7 +168,7 @@ def test_fast_compose_is_cli_compose():
                PARAM_OVERRIDES["completep"] + base_overrides("adamw") + MULT_OVERRIDES["completep"] + ("param.alpha=0.5",),
                ("param=abc", UNTIED, "param.preset=mfp", "param.alignment=none") + base_overrides("sgd")]:
         cfg = cli.compose(list(ov))
-        assert build_table(cfg, cli.vocab_size(cfg)).to_dict() == _table(tuple(ov)).to_dict()
+        assert build_table(cfg, assemble.vocab_size(cfg)).to_dict() == _table(tuple(ov)).to_dict()
 
 
 # ----------------------------------------------------------------------------- cell tables
@@ -648,7 +649,7 @@ def test_every_parameter_in_one_row_and_one_group_per_distinct_lr_wd_eps(param, 
     cfg = fast_compose(over)
     t = _table(tuple(over))
     with torch.device("meta"):
-        model = GPT(model_config(cfg.model, cli.vocab_size(cfg)), t.scales())
+        model = GPT(model_config(cfg.model, assemble.vocab_size(cfg)), t.scales())
     params = {clean_name(n): p for n, p in model.named_parameters()}
     by = t.by_name()
     assert len(by) == len(t.rows), "a parameter has two rows"
@@ -693,7 +694,7 @@ def test_table_survives_checkpoint_round_trip(case):
 def _build_checked(overrides):
     cfg = cli.compose(list(overrides))
     cli.check_config(cfg)
-    return build_table(cfg, cli.vocab_size(cfg))
+    return build_table(cfg, assemble.vocab_size(cfg))
 
 
 MISCONFIG = [

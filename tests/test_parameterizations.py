@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+import assemble
 import cli
 from conftest import REPO
 from model import GPT
@@ -24,7 +25,7 @@ PARAMS = [["param=sp"], ["param=mup"], ["param=depth_mup"], ["param=completep"],
 
 def table_for(*overrides):
     cfg = cli.compose(["model.vocab_size=64", *overrides])
-    return cfg, build_table(cfg, cli.vocab_size(cfg))
+    return cfg, build_table(cfg, assemble.vocab_size(cfg))
 
 
 @pytest.mark.parametrize("optim", ["adamw", "sgd"])
@@ -112,7 +113,7 @@ def test_attention_scale_is_a_flag():
 ])
 def test_misconfigured_parameterizations_get_one_line(capsys, overrides, fix):
     with pytest.raises(SystemExit):
-        cli.guard(cli.check_overrides)(overrides)
+        cli.guard(assemble.check_overrides)(overrides)
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and fix in err, err
 

@@ -21,6 +21,7 @@ import math
 import pytest
 import torch
 
+import assemble
 import cli
 from model import GPT, HIDDEN_ROLES
 from optim import build_optimizer, lr_factor, make_schedule
@@ -149,9 +150,9 @@ SMALL = ("model.width=64", "model.depth=2", "model.head_dim=16", "model.context=
 
 def build(*overrides, steps=100):
     cfg = cfg_of(*SMALL, f"train.steps={steps}", *overrides)
-    t = build_table(cfg, cli.vocab_size(cfg))
+    t = build_table(cfg, assemble.vocab_size(cfg))
     torch.manual_seed(0)
-    model = GPT(model_config(cfg.model, cli.vocab_size(cfg)), t.scales())
+    model = GPT(model_config(cfg.model, assemble.vocab_size(cfg)), t.scales())
     apply_init(model, t)
     return cfg, t, build_optimizer(cfg, model, t, "cpu"), make_schedule(cfg, t)
 
@@ -297,7 +298,7 @@ def _one_line_error(fn, *needles):
 def test_unknown_schedule_is_a_one_line_error_listing_the_choices():
     _one_line_error(lambda: cli.compose(["schedule=cosin"]), "schedule=cosin", "schedule=cosine", "wsd")
     cfg = cfg_of("schedule=cosine", "schedule.name=triangle")
-    _one_line_error(lambda: make_schedule(cfg, build_table(cfg, cli.vocab_size(cfg))), "triangle", "constant, cosine, linear, wsd")
+    _one_line_error(lambda: make_schedule(cfg, build_table(cfg, assemble.vocab_size(cfg))), "triangle", "constant, cosine, linear, wsd")
 
 
 BAD = [
@@ -315,7 +316,7 @@ BAD = [
 @pytest.mark.parametrize("overrides, needles", BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_schedule_input_is_a_one_line_user_error(overrides, needles):
     cfg = cfg_of("model.vocab_size=64", *overrides)
-    table = build_table(cfg, cli.vocab_size(cfg))
+    table = build_table(cfg, assemble.vocab_size(cfg))
     _one_line_error(lambda: make_schedule(cfg, table), *needles)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO, TINY, run_cli
 
+import assemble
 import cli
 from errors import UserError
 from sweeptools import best, engine, plot, results, spec
@@ -43,7 +44,7 @@ def test_sweep_file_is_a_valid_wandb_config_whose_keys_compose(path):
     assert raw["command"][-1] == "${args_no_hyphens}" and "logger=wandb" in raw["command"]
     assert raw["metric"] == {"name": "final_val_loss", "goal": "minimize"}
     points = spec.covering(sweep) if sweep.method == "grid" else engine.propose(raw, [], 2, seed=0)
-    spec.check_trials(sweep, points)  # every trial key through cli.compose + cli.check_run
+    spec.check_trials(sweep, points)  # every trial key through cli.compose + assemble.check_run
     cfg = cli.compose(sweep.fixed + spec.overrides(sweep, points[0]))
     assert cfg.data.name == ("openwebtext" if path.stem.startswith("gpu_") else "shakespeare_char")
 

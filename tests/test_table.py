@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+import assemble
 import cli
 from model import GPT
 from optim import lr_factor, param_groups, set_lr
@@ -17,7 +18,7 @@ from param import FIELDS, apply_init, build_table, model_config
 
 def table_for(*overrides, vocab=64):
     cfg = cli.compose([f"model.vocab_size={vocab}", *overrides])
-    return cfg, build_table(cfg, cli.vocab_size(cfg))
+    return cfg, build_table(cfg, assemble.vocab_size(cfg))
 
 
 def test_sp_table_is_nanogpts_init():
