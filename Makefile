@@ -78,6 +78,6 @@ demo: setup ## tune small (muP proxy search), train large, vs SP tuned per width
 # The README's picture: the coordinate check of SP next to muP in width (the spectral paper's
 # protocol at widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.
 coord-check: setup ## SP vs muP coordinate check in width (~3 min on 2 cores) -> docs/coord_check_sp_vs_mup.png
-	$(PY) -m param.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
+	$(PY) -m checks.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
 
 .PHONY: help setup data train test test-all bench gpu-check table docs clean distclean demo coord-check

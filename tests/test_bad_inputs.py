@@ -272,10 +272,10 @@ CASES = [
     ("train.py fsdp2", sub("train.py", "dist=fsdp2", "hydra.run.dir={tmp}/run"), 2, "dist=fsdp2 runs as one process here", True),
     # owned by the `python -m param` helper (issue 14) and the coordinate-check helper
     ("param --help", sub("-m", "param", "--help"), 0, "", True),
-    slow(("coord_check seeds scalar", sub("-m", "param.coord_check", "check.seeds=1", "check.sizes=[16,32,64]",
+    slow(("coord_check seeds scalar", sub("-m", "checks.coord_check", "check.seeds=1", "check.sizes=[16,32,64]",
                                           "model.head_dim=16", "param.base_width=16", "train.steps=2", "check.expect=none",
                                           "--out", "{tmp}/coord", "--no-plot"), 0, "", False)),
-    slow(("coord_check sizes below base", sub("-m", "param.coord_check", "check.sizes=[16,32,64]", "check.seeds=[1]",
+    slow(("coord_check sizes below base", sub("-m", "checks.coord_check", "check.sizes=[16,32,64]", "check.seeds=[1]",
                                               "model.head_dim=16", "train.steps=2", "check.expect=none",
                                               "--out", "{tmp}/coord", "--no-plot"), 0, "check.sizes", False)),
 ]

@@ -21,7 +21,7 @@ import torch
 
 import cli
 from conftest import TINY, run_cli
-from param import check_cli, checks, coord_check, spectral_check
+from checks import runner as check_cli, core as checks, coord_check, spectral_check
 from records import read_jsonl
 from train import run
 
@@ -311,7 +311,7 @@ def test_help_prints_the_protocol_and_the_flags(capsys):
 
 
 def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):
-    proc = run_cli("-m", "param.spectral_check", f"data.root={data_root}", *FAST, "check.seeds=[1]", "param=mup", *WIDTH,
+    proc = run_cli("-m", "checks.spectral_check", f"data.root={data_root}", *FAST, "check.seeds=[1]", "param=mup", *WIDTH,
                    "--json", "--no-plot", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

@@ -13,10 +13,9 @@ from conftest import REPO
 ORDER = ["errors", "cli", "data", "model", "param", "optim", "parallel", "assemble", "records", "train", "checks", "tools"]
 # modules that sit in another layer than their package's (the most specific name wins)
 PLACED = {
-    "param.checks": "checks", "param.coord_check": "checks", "param.spectral_check": "checks", "param.check_cli": "checks",
     "param.__main__": "tools", "sweeptools": "tools", "bench": "tools", "sample": "tools", "gpu_check": "tools",
 }
-PACKAGES = ["data", "model", "param", "optim", "parallel", "records", "sweeptools"]
+PACKAGES = ["data", "model", "param", "optim", "parallel", "records", "checks", "sweeptools"]
 
 
 def modules() -> dict[str, object]:
@@ -118,4 +117,4 @@ def test_no_import_cycles():
 
 def test_the_walk_finds_an_upward_edge_and_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-    assert layer("cli") < layer("param.table") < layer("train") < layer("param.coord_check") < layer("sweeptools.run")
+    assert layer("cli") < layer("param.table") < layer("train") < layer("checks.coord_check") < layer("sweeptools.run")

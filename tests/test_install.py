@@ -77,7 +77,8 @@ def test_the_wheel_holds_every_module_train_py_imports_and_every_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     needed = {str(f.relative_to(REPO)) for f in closure(REPO / "train.py")}
     assert {"train.py", "cli.py", "parallel/__init__.py", "param/table.py", "optim/build.py"} <= needed  # the walk works
-    for tool in ("sample.py", "bench.py", "gpu_check.py", "sweeptools/run.py", "sweeptools/transfer.py"):
+    for tool in ("sample.py", "bench.py", "gpu_check.py", "sweeptools/run.py", "sweeptools/transfer.py", "checks/coord_check.py",
+                 "checks/spectral_check.py", "param/__main__.py"):
         needed |= {str(f.relative_to(REPO)) for f in closure(REPO / tool)}
     assert not needed - names, f"modules missing from the wheel: {sorted(needed - names)}"
     configs = {n for n in tracked() if n.startswith("conf/") and n.endswith(".yaml")}

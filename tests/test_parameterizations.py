@@ -122,7 +122,7 @@ def test_misconfigured_parameterizations_get_one_line(capsys, overrides, fix):
 def test_mup_at_the_base_shape_given_sps_base_values_trains_bitwise_like_sp(tie):
     """At m = 1 every muP factor is 1 and the anchored attention scale is exactly 1/sqrt(head_dim): the same seed
     gives the same weights, the same 5 losses and the same weights after them, bit for bit."""
-    from param.checks import setup, train_step
+    from checks.core import setup, train_step
 
     shape = ["model.width=64", "model.depth=2", "model.head_dim=16", "model.context=32", "train.batch_size=4",
              "param.base_width=64", "param.base_depth=2", "param.base_head_dim=16", f"model.tie_embeddings={tie}",

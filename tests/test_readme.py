@@ -5,7 +5,7 @@ The extraction rule, applied to README.md:
   is dropped), or a `$ ` line of a plain ``` block, whose following lines up to a `...` are its
   expected output;
 - it is cheap, and run here, when it is `make help`, or `python -m param` itself (the table: no
-  training; its submodules param.coord_check and param.spectral_check train and are not), or
+  training; its submodules checks.coord_check and checks.spectral_check train and are not), or
   carries `--help`, `--dry-run` or `--cfg`, or is a `$ ` example whose output is an `error:`;
 - a command with a placeholder (`<...>`, `X.yaml`, `outputs/...`, `$VAR`) or one that writes
   files (`--write`, `--figure`, `--png`) is left out.

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 import cli
-from param.checks import Sweep, clipped, compose, expectation, judge, run_sweep, selected, slope
+from checks import Check
+from checks.core import Sweep, clipped, compose, expectation, judge, run_sweep, selected, slope
 
 
 def _bounds(r: dict) -> str:
@@ -194,7 +195,7 @@ def parse(argv: list[str]) -> tuple[list[str], dict]:
     return overrides, flags
 
 
-def check_one(tool, overrides: list[str], name: str) -> tuple:
+def check_one(tool: Check, overrides: list[str], name: str) -> tuple:
     """Compose, sweep, judge: (cfg, sweep, verdict, quantities)."""
     import torch
 
@@ -212,7 +213,7 @@ def check_one(tool, overrides: list[str], name: str) -> tuple:
     return cfg, sweep, judge(sweep, claims, float(cfg.check.seed_band)), quantities
 
 
-def main(tool, name: str, argv: list[str]) -> int:
+def main(tool: Check, name: str, argv: list[str]) -> int:
     """The shared command line of the checks; exit code 0 unless a claim fails (1)."""
     if "--help" in argv or "-h" in argv:
         print((tool.__doc__ or "").strip())

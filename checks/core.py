@@ -1,6 +1,6 @@
-"""What the parameterization checks share (`python -m param.coord_check`, `param.spectral_check`):
+"""What the parameterization checks share (`python -m checks.coord_check`, `checks.spectral_check`):
 compose the check config (conf/check/coord.yaml), sweep one size axis, fit log2-log2 slopes and
-judge them against the parameterization's claims (docs/coord_check.md). param/check_cli.py writes the files, draws the
+judge them against the parameterization's claims (docs/coord_check.md). checks/runner.py writes the files, draws the
 figures and prints the verdict.
 
 A check module provides `QUANTITIES`, `steps(cfg)` (the steps it records), `measure(cfg, seed)`
@@ -208,7 +208,7 @@ class Sweep:
     clip: float = 0.0  # train.grad_clip of the runs (0: none)
 
 
-def run_sweep(cfg, tool, title: str) -> Sweep:
+def run_sweep(cfg, tool: "Check", title: str) -> Sweep:
     """tool.measure at every size and seed; values averaged over seeds."""
     c = cfg.check
     sizes, seeds, steps = list(c.sizes), list(c.seeds), tool.steps(cfg)

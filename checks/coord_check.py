@@ -1,10 +1,10 @@
 """Coordinate check: how the RMS of each activation scales with width or depth during training.
 
-    python -m param.coord_check param=mup optim=adamw check.axis=width check.sizes=[64,128,256,512]
-    python -m param.coord_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
-    python -m param.coord_check param=sp --json          # {"slopes": {...}, "verdict": {...}}
-    python -m param.coord_check --compare sp,mup check.quantities=[h_L,logits] --figure docs/x.png
-    python -m param.coord_check --matrix --markdown      # every parameterization x tied/untied: the README table
+    python -m checks.coord_check param=mup optim=adamw check.axis=width check.sizes=[64,128,256,512]
+    python -m checks.coord_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
+    python -m checks.coord_check param=sp --json          # {"slopes": {...}, "verdict": {...}}
+    python -m checks.coord_check --compare sp,mup check.quantities=[h_L,logits] --figure docs/x.png
+    python -m checks.coord_check --matrix --markdown      # every parameterization x tied/untied: the README table
 
 The protocol is the spectral paper's (Zheng et al., arXiv 2603.00541, §5 and Fig. 1a,b; conf/check/coord.yaml): train `train.steps`
 steps (10) on Shakespeare windows and, before the first step and after each one, run a fixed
@@ -39,7 +39,7 @@ import sys
 
 import torch
 
-from param import check_cli, checks
+from checks import runner as check_cli, core as checks
 
 QUANTITIES = ("embedding", "attn", "mlp", "h_L", "logits", "attn_update", "mlp_update")
 BRANCHES = ("attn", "mlp")

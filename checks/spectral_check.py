@@ -1,8 +1,8 @@
 """Spectral check: the RMS->RMS operator norm of every matrix at init and of its first update.
 
-    python -m param.spectral_check param=mup                     # against width (m)
-    python -m param.spectral_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
-    python -m param.spectral_check param=sp --json
+    python -m checks.spectral_check param=mup                     # against width (m)
+    python -m checks.spectral_check param=completep check.axis=depth check.sizes=[2,4,8,16,32]
+    python -m checks.spectral_check param=sp --json
 
 For each matrix, ‖W‖_R = √(n_in/n_out)·σ_max(W) (the spectral paper's §2.1; n_in, n_out as the tensor is used in
 the forward pass: the table's fan_in, fan_out), σ_max by power iteration from a seeded start
@@ -26,7 +26,7 @@ import sys
 import torch
 
 from model import HIDDEN_ROLES
-from param import check_cli, checks
+from checks import runner as check_cli, core as checks
 
 ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
 QUANTITIES = tuple(f"{kind}.{role}" for kind in ("W", "dW") for role in ROLES)
