@@ -9,7 +9,7 @@ import torch
 
 from errors import UserError
 from model import HIDDEN_ROLES, clean_name
-from param.scaling import spec_of
+from param.scaling import spec_config, spec_of
 
 
 def param_groups(model: torch.nn.Module, table, kind=lambda row: "") -> list[dict]:
@@ -59,43 +59,63 @@ def _no_eps(groups):
     return groups
 
 
+# optim.args: the types of the optim.* keys the YAML hands to its _target_
+TYPES = {"float": float, "int": int, "bool": bool, "str": str, "tuple": tuple}
+
+
+def kwargs(o) -> dict:
+    """The keyword arguments optim.args names, from optim.*, converted to the types it gives."""
+    out = {}
+    for key, kind in o.args.items():
+        if kind not in TYPES:
+            raise UserError(f"optim.args.{key}={kind!r}: choose a type from {', '.join(TYPES)}")
+        if key not in o:
+            raise UserError(f"optim={o.name}: optim.args names {key!r}, which optim has no value for: add optim.{key}=...")
+        out[key] = TYPES[kind](o[key])
+    return out
+
+
+def speed(o, device_type: str) -> dict:
+    """optim.speed: torch's fast paths. `adam`: fused on CUDA, and on CPU with `+optim.fused=true`
+    (one pass over each tensor per step where foreach makes ~10: 12 ms against 83 ms per step for
+    12.6M parameters, 512 x 4, one thread, ~4% of a training step; off by default on CPU, as it
+    rounds differently in the last bit and moves a 2,000-step run's val loss by ~5e-5), else
+    foreach (one kernel per group, not per tensor). `fused`: fused on CUDA, else foreach.
+    `foreach`: foreach except on MPS. `none`: the optimizer's own loop."""
+    kind = o.get("speed", "none")
+    if kind == "adam":
+        fused = device_type == "cuda" or (device_type == "cpu" and bool(o.get("fused", False)))
+        return {"fused": True} if fused else {"foreach": True}
+    if kind == "fused":
+        return {"fused": True} if device_type == "cuda" else {"foreach": True}
+    if kind == "foreach":
+        return {"foreach": device_type != "mps"}
+    if kind == "none":
+        return {}
+    raise UserError(f"optim.speed={kind!r}: choose adam, fused, foreach or none")
+
+
+def target(o):
+    """The class (or factory) optim._target_ names, imported: `torch.optim.AdamW`, `optim.lion.Lion`."""
+    import importlib
+
+    path = str(o.get("_target_") or "")
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise UserError(f"optim._target_={path!r} (optim={o.name}) is not an importable class or function: "
+                        "name one as module.Name, e.g. torch.optim.AdamW") from None
+
+
 def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str):
-    o = cfg.optim
+    """The optimizer conf/optim/<name>.yaml describes: its _target_ called with the param groups,
+    the optim.* values its `args` name, and its `speed` (conf/optim/adamw.yaml shows the fields).
+    A new optimizer is its class (none to write if torch has it) and one YAML file."""
+    o = spec_config(cfg.optim)
     groups = param_groups(model, table, _kind(cfg))
-    # fused kernels on CUDA; foreach (one kernel per group, not per tensor) elsewhere
-    fast = {"fused": True} if device_type == "cuda" else {"foreach": True}
-    # Adam / AdamW on CPU with `+optim.fused=true`: torch's fused kernel, one pass over each tensor
-    # per step where foreach makes ~10 (12 ms against 83 ms per step for 12.6M parameters, 512 x 4,
-    # one thread: ~4% of a training step). Off by default: it rounds differently in the last bit
-    # (the same update rule), which moves a 2,000-step run's val loss by ~5e-5.
-    fused = device_type == "cuda" or (device_type == "cpu" and bool(o.get("fused", False)))
-    adam_fast = {"fused": True} if fused else {"foreach": True}
-    betas = tuple(o.betas) if "betas" in o else None
-    if o.name in ("adamw", "adam"):
-        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return cls(groups, lr=float(o.lr), betas=betas, eps=float(o.eps), **adam_fast)
-    if o.name == "sgd":
-        if o.nesterov and not o.momentum > 0:
-            raise UserError("optim.nesterov=true needs optim.momentum > 0")
-        return torch.optim.SGD(_no_eps(groups), lr=float(o.lr), momentum=float(o.momentum), nesterov=bool(o.nesterov), **fast)
-    if o.name == "lion":
-        from optim.lion import Lion
-
-        return Lion(_no_eps(groups), lr=float(o.lr), betas=betas)
-    if o.name == "adam_atan2":
-        from optim.adam_atan2 import AdamAtan2
-
-        return AdamAtan2(_no_eps(groups), lr=float(o.lr), betas=betas, a=float(o.a), b=float(o.b))
-    if o.name == "adafactor":
-        return torch.optim.Adafactor(_no_eps(groups), lr=float(o.lr), beta2_decay=float(o.beta2_decay), foreach=device_type != "mps")
-    if o.name in ("muon", "muon_kimi"):
-        from optim.muon import Hybrid, Muon
-
-        hidden = [g for g in groups if g["kind"].startswith("hidden")]
-        rest = [g for g in groups if not g["kind"].startswith("hidden")]
-        for g in hidden:
-            g["split"] = 3 if g["kind"] == "hidden_qkv" else 1
-        muon = Muon(_no_eps(hidden), lr=float(o.lr), momentum=float(o.momentum), nesterov=bool(o.nesterov),
-                    ns_steps=int(o.ns_steps), scale="kimi" if o.name == "muon_kimi" else str(o.scale))
-        return Hybrid({"muon": muon, "adamw": torch.optim.AdamW(rest, lr=float(o.lr), betas=betas, eps=float(o.eps), **adam_fast)})
-    raise UserError(f"optim={o.name!r} has no builder in optim/build.py")
+    if o.get("nesterov") and not float(o.get("momentum") or 0) > 0:
+        raise UserError("optim.nesterov=true needs optim.momentum > 0")
+    if not spec_of(o).eps:
+        groups = _no_eps(groups)
+    return target(o)(groups, **kwargs(o), **speed(o, device_type))

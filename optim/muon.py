@@ -132,3 +132,18 @@ class Hybrid:
     def load_state_dict(self, state):
         for name, opt in self.parts.items():
             opt.load_state_dict(state[name])
+
+
+def hybrid(groups: list[dict], *, lr: float, momentum: float, nesterov: bool, ns_steps: int, scale: str,
+           betas: tuple, eps: float, **fast) -> Hybrid:
+    """conf/optim/muon.yaml and muon_kimi.yaml's _target_: Muon on the hidden matrices (the groups
+    optim.build.param_groups marks `hidden`, W_qkv orthogonalised per Q, K, V when marked
+    `hidden_qkv`), AdamW (with torch's fast path `fast`) on every other tensor."""
+    hidden = [g for g in groups if g["kind"].startswith("hidden")]
+    rest = [g for g in groups if not g["kind"].startswith("hidden")]
+    for g in hidden:
+        g["split"] = 3 if g["kind"] == "hidden_qkv" else 1
+        del g["eps"]
+    muon = Muon(hidden, lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, scale=scale)
+    return Hybrid({"muon": muon, "adamw": torch.optim.AdamW(rest, lr=lr, betas=betas, eps=eps, **fast)})
+

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import math
 
+from omegaconf import OmegaConf
+
+from cli import CONF_DIR
 from errors import UserError
 from model import HIDDEN_ROLES
 from param.expr import evaluate
@@ -37,18 +40,6 @@ class OptSpec:
     derived: str | None = None  # adafactor: LR derived from the adam rules and the init (Everett)
 
 
-OPTIMIZERS = {
-    "adamw": OptSpec("adam", eps=True),
-    "adam": OptSpec("adam", eps=True),
-    "lion": OptSpec("adam", eps=False),  # spectral paper App. C.7: Lion takes AdamW's rules
-    "adam_atan2": OptSpec("adam", eps=False),  # Everett et al.: no eps
-    "adafactor": OptSpec("adam", eps=False, derived="adafactor"),
-    "sgd": OptSpec("sgd", eps=False),
-    "muon": OptSpec("adam", eps=True, hidden="muon"),
-    "muon_kimi": OptSpec("adam", eps=True, hidden="muon_kimi"),
-}
-
-
 @dataclass
 class Hparams:
     lr: float
@@ -57,10 +48,28 @@ class Hparams:
     formulas: dict[str, str]
 
 
+# what an optimizer YAML adds to its hyperparameters: how it is built (optim/build.py) and which
+# rules it reads (here); a config saved before these fields existed gets them from the shipped file
+REGISTRY_KEYS = ("_target_", "args", "speed", "rules")
+
+
+def spec_config(o):
+    """optim with the registry fields (REGISTRY_KEYS) of conf/optim/<name>.yaml wherever it lacks them."""
+    if all(k in o for k in REGISTRY_KEYS):
+        return o
+    path = CONF_DIR / "optim" / f"{o.name}.yaml"
+    if not path.is_file():
+        names = sorted(f.stem for f in (CONF_DIR / "optim").glob("*.yaml"))
+        raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(names)} (or give optim._target_, "
+                        "optim.args, optim.speed and optim.rules)")
+    shipped = OmegaConf.load(path)
+    return OmegaConf.merge({k: shipped[k] for k in REGISTRY_KEYS if k in shipped}, o)
+
+
 def spec_of(o) -> OptSpec:
-    if o.name not in OPTIMIZERS:
-        raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[o.name]
+    """The rule families optim.rules names (conf/optim/<name>.yaml)."""
+    r = spec_config(o).rules
+    return OptSpec(str(r.family), eps=bool(r.eps), hidden=r.get("hidden"), derived=r.get("derived"))
 
 
 def wd_on_vectors(o, p) -> bool:

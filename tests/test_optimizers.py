@@ -725,3 +725,37 @@ def test_a_resumed_hybrid_run_repeats_the_uninterrupted_loss_curve_exactly(tiny_
     cfg = tiny_cfg(f"optim={optim}", f"optim.lr={TRAIN_LR[optim]}", "optim.weight_decay=0.1")  # cosine: the LR moves after step 10
     whole, part = resume_midway(cfg, tmp_path)
     assert _curve(part) == _curve(whole)
+
+
+# ----------------------------------------------------------------------------- the registry is the YAML
+
+def test_a_new_optimizer_is_one_yaml_naming_its_class_args_speed_and_rules():
+    """torch.optim.RAdam, which no code here names: the config alone builds it with the table's groups."""
+    from omegaconf import OmegaConf
+
+    from errors import UserError
+    from param.scaling import spec_of
+
+    cfg = cli.compose(["param=mup", "model.width=64", "model.head_dim=16", "model.vocab_size=64", "param.base_width=32"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.optim = OmegaConf.create({
+        "name": "radam", "_target_": "torch.optim.RAdam", "args": {"lr": "float", "betas": "tuple", "eps": "float"},
+        "speed": "fused", "rules": {"family": "adam", "eps": True}, "lr": 3e-3, "betas": [0.9, 0.99], "eps": 1e-8,
+        "weight_decay": 0.0, "wd_mode": "coupled", "wd_scaling": True, "eps_scaling": True, "wd_on_vectors": None})
+    assert spec_of(cfg.optim).family == "adam"
+    t = build_table(cfg, 64)
+    model = GPT(model_config(cfg.model, 64), t.scales())
+    opt = build_optimizer(cfg, model, t, "cpu")
+    assert type(opt) is torch.optim.RAdam and opt.defaults["betas"] == (0.9, 0.99) and opt.defaults["foreach"]
+    assert sorted({g["lr"] for g in opt.param_groups}) == pytest.approx([3e-3 / 2, 3e-3])  # muP: hidden eta/m at m = 2
+    cfg.optim._target_ = "torch.optim.NoSuchThing"
+    with pytest.raises(UserError, match="not an importable class"):
+        build_optimizer(cfg, model, t, "cpu")
+
+
+@pytest.mark.parametrize("path", sorted((Path(cli.CONF_DIR) / "optim").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_optimizer_names_an_importable_target_and_args_it_has(path):
+    from optim.build import kwargs, target
+
+    o = cli.compose([f"optim={path.stem}"]).optim
+    assert callable(target(o)) and set(kwargs(o)) == set(o.args)
