@@ -46,7 +46,7 @@ import torch
 
 import cli
 from model import flops_per_token
-from model.mfu import mfu, peak_flops
+from records.mfu import mfu, peak_flops
 from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
 from optim import build_optimizer, make_schedule
 from param import init_model

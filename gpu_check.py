@@ -10,7 +10,7 @@ or SKIP with its reason (budgets on one H100/H200, total <= 8 min):
   1. gpu_tests  `pytest -m gpu` in a subprocess: passed / failed / skipped            (45 s)
   2. gpt2_124m  GPT-2 124M (768 x 12, 12 heads, context 1024, GPT-2 BPE vocab 50304, the
                 embedded Shakespeare corpus) in bf16 autocast + compile + SDPA: tok/s, MFU
-                against the device's peak (model/mfu.py), peak memory, compile time, and the
+                against the device's peak (records/mfu.py), peak memory, compile time, and the
                 ratio to the plain reference step (model/reference.py) at the same shape (150 s)
   3. train      200 steps whose val loss falls; the first 20 in bf16 within TOL_BF16 of fp32 (90 s)
   4. fsdp2      `torchrun --nproc_per_node=<all GPUs> train.py dist=fsdp2`, 50 steps    (75 s)
@@ -299,7 +299,7 @@ def project_step(param: str, ck: Check, vocab: int, autocast):
 
 def part_gpt2_124m(ck: Check) -> dict:
     import data
-    from model.mfu import mfu, peak_flops
+    from records.mfu import mfu, peak_flops
 
     s, device = ck.shape, ck.device
     meta = data.load_meta(prepared_data(ck))

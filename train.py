@@ -30,7 +30,7 @@ import cli
 import data
 import parallel
 from model import count_params, flops_per_token
-from model.mfu import mfu, peak_flops
+from records.mfu import mfu, peak_flops
 from optim import build_optimizer, make_schedule
 from optim.diagnostics import make_diagnostics
 from param import init_model

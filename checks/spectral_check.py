@@ -25,10 +25,10 @@ import sys
 
 import torch
 
-from model import HIDDEN_ROLES
+from model import HIDDEN_ROLES, MATRIX_ROLES
 from checks import runner as check_cli, core as checks
 
-ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
+ROLES = MATRIX_ROLES
 QUANTITIES = tuple(f"{kind}.{role}" for kind in ("W", "dW") for role in ROLES)
 BRANCH_IN, BRANCH_OUT = ("attn_qkv", "mlp_in"), ("attn_out", "mlp_out")
 # Slope of a hidden ‖ΔW‖_R in width under SP, per optimizer (spectral paper Eqs. 9, 17, 21). Entrywise-normalised

@@ -21,10 +21,9 @@ from omegaconf import OmegaConf
 
 from cli import CONF_DIR
 from errors import UserError
-from model import HIDDEN_ROLES
+from model import HIDDEN_ROLES, MATRIX_ROLES
 from param.expr import evaluate
 
-INIT_ROLES = ("embedding", "position_embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "readout")
 
 WD_MODES = ("coupled", "independent")
 
@@ -106,7 +105,7 @@ def tensor_hparams(o, p, rules, role: str, vector: bool) -> Hparams:
         lr *= float(o.adamw_lr_ratio)  # the AdamW half of a hybrid (spectral paper: 1/10 for plain Muon)
         formulas["lr"] += f" x optim.adamw_lr_ratio={o.adamw_lr_ratio:g}"
     width_init = 1.0
-    if spec.derived == "adafactor" and role in INIT_ROLES:
+    if spec.derived == "adafactor" and role in MATRIX_ROLES:  # the roles with an init std
         # Everett et al. 2024 (docs/parameterizations.md §2.4, §4 [I]): Adafactor scales its step by RMS(W) ∝ m^-b, so
         # c_Adafactor = c_Adam - b: divide the Adam factor by the width part m^-b of the init std
         # (its value over its value at m = 1: constants and depth factors such as 1/sqrt(2L) stay out).

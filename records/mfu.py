@@ -47,7 +47,7 @@ def peak_flops(device: torch.device, dtype: str) -> tuple[float | None, str]:
         for key, peaks in PEAKS:
             if key in name:
                 return peaks[dtype], f"{name} {dtype} datasheet peak"
-        return None, f"{name}: no peak in model/mfu.py (add one)"
+        return None, f"{name}: no peak in records/mfu.py (add one)"
     if device.type == "cpu":
         return measured_cpu_peak("bf16" if dtype == "bf16" else "fp32"), "CPU, measured matmul peak"
     return None, f"{device.type}: unknown peak"
