@@ -23,9 +23,9 @@ import cli
 
 AXES = {"width": "model.width", "depth": "model.depth"}
 EXPECTS = ("mup", "sp", "none")
-# the claim a parameterization makes: the μP family is flat in width; depth claims
-# follow its branch exponent alpha (param/rules.py); SP is expected to grow
-FAMILY = {"sp": "sp", "mup": "mup", "depth_mup": "mup", "completep": "mup", "spectral": "mup"}
+# the claim a parameterization makes is its YAML's `claim:` (conf/param/*.yaml): the μP family is
+# flat in width, with depth claims that follow its branch exponent alpha (param/rules.py); SP is
+# expected to grow; `preset` (param=abc) takes Everett's preset's name where it makes one
 ABC_FAMILY = {"sp": "sp", "mup": "mup"}  # Everett's presets; ntk and mfp make no claim here
 MIN_SIZES = 3  # two points always fit a line exactly: a slope needs a third to mean anything
 
@@ -121,14 +121,17 @@ def selected(cfg, known: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def expectation(cfg) -> tuple[str, float | None]:
-    """(family, alpha): the claim to judge (check.expect, else from param.name) and the
+    """(family, alpha): the claim to judge (check.expect, else the parameterization's `claim:`) and the
     residual-branch exponent (None for width-only parameterizations)."""
     from param.rules import rules_for
 
     p = cfg.param
     family = cfg.check.expect
     if family is None:
-        family = ABC_FAMILY.get(p.get("preset"), "none") if p.name == "abc" else FAMILY.get(p.name, "none")
+        claim = p.get("claim") or "none"
+        family = ABC_FAMILY.get(p.get("preset"), "none") if claim == "preset" else claim
+        if family not in EXPECTS:
+            raise cli.UserError(f"param.claim={claim!r} (param={p.name}): choose {', '.join(EXPECTS)} or preset")
     return family, rules_for(p, int(cfg.model.width), int(cfg.model.depth)).env["alpha"]
 
 
