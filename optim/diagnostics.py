@@ -30,6 +30,7 @@ from collections import defaultdict
 
 import torch
 
+import cli
 from errors import UserError
 from model import HIDDEN_ROLES, MATRIX_ROLES, clean_name
 
@@ -59,11 +60,9 @@ def eps_counts(named_params, optimizer) -> dict[str, tuple[int, int]]:
 def make_diagnostics(cfg, model, optimizer, table) -> "Diagnostics | None":
     """None unless `diagnostics.interval` > 0 (the key may be absent: then off)."""
     interval = _setting(cfg, "interval", 0)
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 0:
-        raise UserError(f"diagnostics.interval={interval!r} must be an integer >= 0 (0: off; N: every N steps)")
     max_tokens = _setting(cfg, "max_tokens", 4096)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise UserError(f"diagnostics.max_tokens={max_tokens!r} must be a positive integer")
+    for key, value in (("diagnostics.interval", interval), ("diagnostics.max_tokens", max_tokens)):
+        cli.check_value(key, value, cli.rule_of(key))  # the one validator (cli.VALUES)
     if interval == 0:
         return None
     if (cfg.get("dist") or {}).get("strategy") == "fsdp2":

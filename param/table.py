@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+import cli
 from errors import UserError
 from model import GPT, HIDDEN_ROLES, GPTConfig, Scales, block_of, role_of
 from param.scaling import check, tensor_hparams, wd_on_vectors
@@ -141,9 +142,7 @@ def check_param(cfg) -> None:
     """Shape constraints a parameterization puts on the model: one line each, naming the fix."""
     p, mc = cfg.param, cfg.model
     for key in ("base_width", "base_depth") + (("base_head_dim",) if p.get("attn_scale") == "anchored" else ()):
-        v = p.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserError(f"param.{key}={v!r} must be a positive integer")
+        cli.check_value(f"param.{key}", p.get(key), cli.rule_of(f"param.{key}"))  # the one validator (cli.VALUES)
     if p.base_width % mc.head_dim:
         raise UserError(
             f"param.base_width={p.base_width} is not a multiple of model.head_dim={mc.head_dim}: the base model "
