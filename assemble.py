@@ -2,14 +2,23 @@
 then what needs the layers above it (the data's vocabulary, the parameterization table's rules, the
 optimizer's scaling map, the schedule). train.py, the checks, `python -m param` and the sweep runner
 call these; cli (the config layer) imports none of data/, param/ or optim/.
+
+`build` is the composition root: table -> seeded model -> init -> (parallelize) -> optimizer ->
+schedule, once, for train.py, bench.py, gpu_check.py and the checks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import data
+import parallel
 from cli import check_config, check_launch, compose, warn
 from errors import UserError
+from model import count_params, flops_per_token
+from optim import build_optimizer, make_schedule
 from optim.schedule import Schedule, warmup_steps
+from param import init_model
 from param.rules import rules_for
 from param.scaling import check
 from param.table import check_param
@@ -87,3 +96,27 @@ def check_run(cfg, quiet: bool = False) -> None:
     if warm >= steps and steps > 1 and not quiet:  # a smoke test may mean it: warned, not refused
         warn(f"schedule.warmup={cfg.schedule.warmup} is not below train.steps={steps}: the LR never gets past its "
              "warmup; lower schedule.warmup (or give a fraction of training, e.g. schedule.warmup=0.05)")
+
+
+@dataclass
+class Built:
+    table: object
+    model: object  # the GPT (its parameters are what the optimizer steps)
+    step_model: object  # what the loop calls: the model, or its FSDP2 / DDP / compiled form
+    optimizer: object
+    schedule: object
+    n_params: int  # non-embedding parameters, counted before any sharding
+    flops_per_token: float
+
+
+def build(cfg, vocab: int, device, seed: int, rt=None, compile_blocks: bool = False) -> Built:
+    """The table (from names, before any sharding), the model drawn from `seed` and initialised from
+    it, parallelized for `rt` (a parallel.Runtime; None: one process, nothing wrapped), then the
+    optimizer's groups and the schedule read from the table. The order is train.py's, so the
+    random draws and the bits are the same whoever builds."""
+    table, model = init_model(cfg, vocab, device, seed)
+    n_params, fpt = count_params(model), flops_per_token(model)
+    step_model = parallel.parallelize(model, cfg.dist, rt, device, compile_blocks=compile_blocks) if rt is not None else model
+    optimizer = build_optimizer(cfg, model, table, device.type)
+    return Built(table, model, step_model, optimizer, make_schedule(cfg, table), n_params, fpt)
+

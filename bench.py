@@ -44,12 +44,12 @@ from pathlib import Path
 
 import torch
 
+import assemble
 import cli
+import parallel
 from model import flops_per_token
 from records.mfu import mfu, peak_flops
 from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
-from optim import build_optimizer, make_schedule
-from param import init_model
 
 CHAR_VOCAB, BPE_VOCAB = 128, 50304  # 84 Shakespeare chars and 50257 GPT-2 tokens, padded to 64
 PARAMS = ("sp", "mup", "spectral")
@@ -91,12 +91,9 @@ class ProjectStep:
 
     def __init__(self, cfg, vocab: int, device, dtype: str, compile_: bool):
         self.cfg = cfg
-        self.table, self.model = init_model(cfg, vocab, device, cfg.seed)
-        if compile_:  # parallel.parallelize with train.compile=true: one compiled module per block
-            for block in self.model.blocks:
-                block.compile()
-        self.optimizer = build_optimizer(cfg, self.model, self.table, device.type)
-        self.schedule = make_schedule(cfg, self.table)
+        # train.py's composition: with compile_, parallel.parallelize compiles each block (train.compile=true)
+        b = assemble.build(cfg, vocab, device, cfg.seed, rt=parallel.Runtime() if compile_ else None, compile_blocks=compile_)
+        self.table, self.model, self.optimizer, self.schedule = b.table, b.model, b.optimizer, b.schedule
         self.scaler = torch.amp.GradScaler(device.type, enabled=False)  # train.py: enabled for fp16 only
         self.autocast = _autocast(device, dtype)
         self.params = list(self.model.parameters())

@@ -275,14 +275,10 @@ def project_step(param: str, ck: Check, vocab: int, autocast):
     """The project's step as train.py takes it: table, multipliers, per-group AdamW, clipping,
     compiled per block by parallel.parallelize. Returns (step(x, y) -> loss, flops per token)."""
     import parallel
-    from model import flops_per_token
-    from optim import build_optimizer
-    from param import init_model
 
     cfg = cli.compose([*run_overrides(ck), f"param={param}", f"model.vocab_size={vocab}"])
-    table, model = init_model(cfg, vocab, ck.device, 0)
-    fwd = parallel.parallelize(model, cfg.dist, parallel.Runtime(), ck.device, compile_blocks=ck.shape.compile)
-    opt = build_optimizer(cfg, model, table, ck.device.type)
+    b = assemble.build(cfg, vocab, ck.device, 0, rt=parallel.Runtime(), compile_blocks=ck.shape.compile)
+    model, fwd, opt = b.model, b.step_model, b.optimizer
     params = list(model.parameters())
 
     def step(x, y):
@@ -294,7 +290,7 @@ def project_step(param: str, ck: Check, vocab: int, autocast):
         opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    return step, flops_per_token(model)
+    return step, b.flops_per_token
 
 
 def part_gpt2_124m(ck: Check) -> dict:
@@ -444,8 +440,6 @@ def dcp_round_trip(ck: Check) -> dict:
 
     import data
     import parallel
-    from optim import build_optimizer
-    from param import init_model
     from records import load_distributed, save_distributed
 
     own = not tdist.is_initialized()
@@ -459,9 +453,8 @@ def dcp_round_trip(ck: Check) -> dict:
         autocast = torch.autocast(ck.device.type, dtype=torch.bfloat16)
 
         def build():
-            table, model = init_model(cfg, vocab, ck.device, 0)
-            parallel.parallelize(model, cfg.dist, parallel.Runtime(strategy="fsdp2"), ck.device, compile_blocks=False)
-            return model, build_optimizer(cfg, model, table, ck.device.type)
+            b = assemble.build(cfg, vocab, ck.device, 0, rt=parallel.Runtime(strategy="fsdp2"))
+            return b.model, b.optimizer
 
         def steps(model, opt, first, n):
             losses = []

@@ -29,11 +29,8 @@ import assemble
 import cli
 import data
 import parallel
-from model import count_params, flops_per_token
-from records.mfu import mfu, peak_flops
-from optim import build_optimizer, make_schedule
 from optim.diagnostics import make_diagnostics
-from param import init_model
+from records.mfu import mfu, peak_flops
 from records import (
     MetricsLog,
     is_distributed_checkpoint,
@@ -253,11 +250,9 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     data_dir = data.ensure_prepared(cfg.data)
     meta = data.load_meta(data_dir)
     vocab = assemble.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
-    table, model = init_model(cfg, vocab, device, cfg.seed)
-    n_params, fpt = count_params(model), flops_per_token(model)
-    step_model = parallel.parallelize(model, cfg.dist, rt, device, compile_blocks=bool(tc.compile))
-    optimizer = build_optimizer(cfg, model, table, device.type)
-    schedule = make_schedule(cfg, table)
+    b = assemble.build(cfg, vocab, device, cfg.seed, rt=rt, compile_blocks=bool(tc.compile))
+    table, model, step_model, optimizer, schedule = b.table, b.model, b.step_model, b.optimizer, b.schedule
+    n_params, fpt = b.n_params, b.flops_per_token
     diag = make_diagnostics(cfg, model, optimizer, table)  # None (no cost) unless diagnostics.interval > 0
     scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
     train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)

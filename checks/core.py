@@ -157,16 +157,14 @@ class Setup:
 
 def setup(cfg, seed: int) -> Setup:
     import data
-    from optim import build_optimizer, make_schedule
-    from param import init_model
     from train import resolve_device
 
     data_dir = data.ensure_prepared(cfg.data)
     vocab = assemble.vocab_size(cfg)
     device = resolve_device(cfg.train.device)
-    table, model = init_model(cfg, vocab, device, seed)
+    b = assemble.build(cfg, vocab, device, seed)
     ctx = int(cfg.model.context)
-    return Setup(model, table, build_optimizer(cfg, model, table, device.type), make_schedule(cfg, table),
+    return Setup(b.model, b.table, b.optimizer, b.schedule,
                  data.TokenWindows(data_dir, "train", ctx), data.TokenWindows(data_dir, "val", ctx),
                  device, seed, int(cfg.train.batch_size), float(cfg.train.grad_clip),
                  cfg.check.get("batches", "fresh") == "fixed")
