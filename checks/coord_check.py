@@ -191,11 +191,7 @@ def plot(sweep: checks.Sweep, quantities, out) -> None:
         lines = {f"step {t}": sweep.mean[q][i] for i, t in enumerate(sweep.steps)}
         check_cli.loglog_panel(ax, sweep.sizes, lines, f"{q} (slope at the last step {checks.slope(sweep, q, -1):+.2f})",
                                _label(sweep.axis), f"log2 RMS of {q}")
-        check_cli.octave_ticks(ax)
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=6)
-        fig.suptitle(sweep.title.split(": ", 1)[-1].rsplit(" sizes=", 1)[0], fontsize=7)
-        check_cli.save_figure(fig, out / f"{q}.png")
-        plt.close(fig)
+        check_cli.save_panel(fig, ax, sweep, out / f"{q}.png")
 
 
 def plot_compare(sweeps, quantities, path) -> None:

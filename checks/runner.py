@@ -160,6 +160,16 @@ def save_figure(fig, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def save_panel(fig, ax, sweep, path: Path) -> None:
+    """A one-panel check figure finished and written: octave ticks, the legend outside on the
+    right, the sweep's title (its protocol, without the size list) above, then closed."""
+    octave_ticks(ax)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=6)
+    fig.suptitle(sweep.title.split(": ", 1)[-1].rsplit(" sizes=", 1)[0], fontsize=7)
+    save_figure(fig, path)
+    pyplot().close(fig)
+
+
 def pyplot():
     import matplotlib
 

@@ -146,11 +146,7 @@ def plot(sweep: checks.Sweep, quantities, out) -> None:
         fig, ax = plt.subplots(figsize=(5.4, 3.4), layout="constrained")
         check_cli.loglog_panel(ax, sweep.sizes, lines, what, "width" if sweep.axis == "width" else "depth L",
                                f"log2 {what.split(' ')[0]}", palette="tab10")
-        check_cli.octave_ticks(ax)
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=6)
-        fig.suptitle(sweep.title.split(": ", 1)[-1].rsplit(" sizes=", 1)[0], fontsize=7)
-        check_cli.save_figure(fig, out / f"{kind}.png")
-        plt.close(fig)
+        check_cli.save_panel(fig, ax, sweep, out / f"{kind}.png")
 
 
 def plot_compare(sweeps, quantities, path) -> None:
