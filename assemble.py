@@ -58,8 +58,9 @@ def check_data_vocab(cfg) -> None:
     (GPT-2's, or a prepared dir's meta.json): refused before the run writes anything."""
     if cfg.model.vocab_size is None:
         return
-    known = cfg.data.tokenizer != "gpt2" and (data.data_dir(cfg.data) / "meta.json").is_file()
-    vocab_size(cfg, data.load_meta(data.data_dir(cfg.data))["vocab_size"] if known else None)
+    where = data.data_dir(cfg.data)
+    known = cfg.data.tokenizer != "gpt2" and (where / "meta.json").is_file()
+    vocab_size(cfg, data.load_meta(where)["vocab_size"] if known else None)
 
 
 GPT2_VOCAB = 50257  # GPT-2 BPE: 50,000 merges + 256 bytes + <|endoftext|>
@@ -80,7 +81,7 @@ def vocab_size(cfg, data_vocab: int | None = None) -> int:
         if cfg.data.tokenizer == "gpt2":
             v = GPT2_VOCAB  # known without preparing (openwebtext may not be prepared here)
         else:
-                    v = data.load_meta(data.ensure_prepared(cfg.data))["vocab_size"]
+            v = data.load_meta(data.ensure_prepared(cfg.data))["vocab_size"]
     k = int(cfg.model.get("vocab_multiple") or 1)
     return -(-int(v) // k) * k
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
 
 import torch
@@ -97,8 +98,6 @@ def speed(o, device_type: str) -> dict:
 
 def target(o):
     """The class (or factory) optim._target_ names, imported: `torch.optim.AdamW`, `optim.lion.Lion`."""
-    import importlib
-
     path = str(o.get("_target_") or "")
     module, _, name = path.rpartition(".")
     try:

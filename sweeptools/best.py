@@ -41,9 +41,7 @@ def means(rows: list[dict], metric: str) -> list[dict]:
     out = []
     for trials in groups.values():
         ok = [r for r in trials if r.get("status") == "done" and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
-        vals = [r[metric] for r in ok]
-        mean = sum(vals) / len(vals) if vals and len(ok) == len(trials) else None
-        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if mean is not None and len(vals) > 1 else None
+        mean, std = results.mean_std([r[metric] for r in ok]) if len(ok) == len(trials) else (None, None)
         first = {k: v for k, v in trials[0].items() if k != "seed"}
         out.append({**first, "status": "done" if mean is not None else "diverged", metric: mean, f"{metric}_std": std,
                     "seeds": len(trials), "run_dir": ok[0]["run_dir"] if ok else first.get("run_dir")})

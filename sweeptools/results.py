@@ -22,6 +22,15 @@ OUTCOME = ["status", "final_val_loss", "best_val_loss", "diverged", "tokens", "w
 TRIAL_FILE = "sweep_trial.json"  # what the runner asked of a trial dir (its overrides)
 
 
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """The mean of the seeds' values and their sample standard deviation (None below 2 values)."""
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std
+
+
 def read_summary(run_dir: Path) -> dict | None:
     path = run_dir / "summary.json"
     if not path.exists():

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"{args.proxy}: the search must tune optim.lr (the transferred learning rate)")
     eta = float(hp["optim.lr"])
     fixed = [f"{k}={spec.fmt(v)}" for k, v in hp.items() if k != "optim.lr"]
-    large = dataclasses.replace(spec.load(args.large, extra=[*fixed, *args.overrides]),
+    large = dataclasses.replace(large, extra=[*fixed, *large.extra],
                                 params={**large.params, "optim.lr": {"values": lr_values(eta, sorted(octaves))}})
     print(f"2/3 μP at every width with {' '.join(fixed)} optim.lr={spec.fmt(eta)} x 2^{{{args.octaves}}}", file=sys.stderr)
     rows_m = runner.run(large, out / "mup", args.jobs, seeds=seeds)

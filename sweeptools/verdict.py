@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 
 from errors import UserError
-from sweeptools.results import OUTCOME
+from sweeptools.results import OUTCOME, mean_std
 
 X_KEYS = ("optim.lr", "optim.weight_decay")
 SIZE_KEYS = ("model.width", "model.depth")
@@ -64,8 +64,7 @@ def cells(rows: list[dict], x: str, by: str | None, panel: list[str], metric: st
     out: dict = defaultdict(lambda: defaultdict(dict))
     for (label, size, xv), losses in groups.items():
         good = [v for v in losses if v is not None]
-        mean = sum(good) / len(good) if good else None
-        std = math.sqrt(sum((v - mean) ** 2 for v in good) / (len(good) - 1)) if len(good) > 1 else None
+        mean, std = mean_std(good)
         out[label][size][xv] = {"losses": good, "n": len(losses), "diverged": len(losses) - len(good), "mean": mean, "std": std}
     return out
 
@@ -96,12 +95,11 @@ def judge_size(curve: dict) -> dict:
         if margin is None or gap < margin:
             margin, runner_up = gap, nb
     if margin is not None:
-        stds = [curve[best]["std"], curve[runner_up]["std"] if math.isfinite(margin) else None]
-        known = [s for s in stds if s is not None]
+        here, there = curve[best]["std"], curve[runner_up]["std"]
         if math.isinf(margin):  # every neighbour diverged (in a seed): the optimum stands
-            decided = True if curve[best]["std"] is not None else None
-        elif len(known) == 2:
-            decided = margin > max(known)
+            decided = True if here is not None else None
+        elif here is not None and there is not None:
+            decided = margin > max(here, there)
     return {"optimum": best, "log2": math.log2(best) if best > 0 else None, "loss": good[best],
             "std": curve[best]["std"], "edge": best in (xs[0], xs[-1]), "tried": len(xs),
             "diverged": sum(c["mean"] is None for c in curve.values()), "seeds": seeds,
