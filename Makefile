@@ -75,9 +75,16 @@ demo: setup ## tune small (muP proxy search), train large, vs SP tuned per width
 	$(PY) -m data.prepare
 	$(PY) -m sweeptools.transfer --out $(DEMO_OUT) --jobs 2
 
+# Every claim the CPU sweep files encode, seeds at every optimum, judged against the paper:
+# docs/results/<claim>.json and .png, docs/results.md and the README's summary table. Resumable;
+# the AdamW width claim reuses make demo's SP and muP sweeps (it runs the demo if they are missing).
+results: setup ## the papers' claims at CPU scale, judged (several CPU-hours; see docs/results.md) -> docs/results.md
+	$(PY) -m data.prepare
+	$(PY) -m sweeptools.claims run --jobs 2 --demo-out $(DEMO_OUT)
+
 # The README's picture: the coordinate check of SP next to muP in width (the spectral paper's
 # protocol at widths 64-512, depth 2, 3 seeds); also prints both verdicts. Exit code 1 if a claim fails.
 coord-check: setup ## SP vs muP coordinate check in width (~3 min on 2 cores) -> docs/coord_check_sp_vs_mup.png
 	$(PY) -m checks.coord_check --compare sp,mup 'check.quantities=[h_L,logits]' --figure docs/coord_check_sp_vs_mup.png
 
-.PHONY: help setup data train test test-all bench gpu-check table docs clean distclean demo coord-check
+.PHONY: help setup data train test test-all bench gpu-check table docs clean distclean demo results coord-check

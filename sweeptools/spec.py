@@ -134,6 +134,8 @@ def overrides(sweep: Sweep, values: dict) -> list[str]:
 def name(sweep: Sweep, values: dict) -> str:
     """A trial's directory name: its swept values, readable (a hash when too long)."""
     keys = sweep.swept or list(values)
+    if "seed" in values and "seed" not in keys:  # --seeds 1 then --seeds 2: each seed its own dir
+        keys = [*keys, "seed"]
     text = ",".join(f"{k}={fmt(values[k])}" for k in keys)
     text = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", text)
     if len(text) <= MAX_NAME:
