@@ -14,7 +14,7 @@ Only rank 0 writes them; every rank trains on its slice of the same global batch
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import math
 import os
 import resource
@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -210,22 +211,109 @@ def run(cfg, run_dir: Path) -> dict:
 
 
 def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: MetricsLog, t0: float) -> dict:
-    # which checkpoint (rank 0 decides: it moves damaged ones aside), then the config to use
-    ckpt_root, found = run_dir / "checkpoints", {}
+    resume, state, cfg, changes = _resume_point(cfg, run_dir, rt)
+    run = _build(cfg, run_dir, rt, device_name, metrics, t0, state.get("overrides") if resume is not None else cli_overrides())
+    if resume is not None:
+        _restore(run, resume, state)
+        state = {k: v for k, v in state.items() if k not in ("model", "optimizer")}  # the copies in memory go
+    _write_run_files(run, resume, state, changes)
+    if run.start == 0:
+        run.val_loss = run.best_val = run.evaluate()
+        run.val_step = 0
+        run.log({"step": 0, "tokens": 0, "val_loss": run.val_loss, "elapsed": time.time() - t0})
+    done, diverged, stopped = _loop(run, stop)
+    return _finish(run, done, diverged, stopped)
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run: what was built, where it writes, and the counters a checkpoint keeps."""
+
+    cfg: Any
+    rt: Any
+    run_dir: Path
+    metrics: MetricsLog
+    t0: float
+    overrides: list
+    device: torch.device
+    micro_bs: int
+    autocast: Any
+    built: assemble.Built
+    diag: Any
+    scaler: Any
+    train_windows: Any
+    val_windows: Any
+    tokens_per_step: int
+    peak: Any
+    peak_what: str
+    logger: Any = None
+    # the counters (resumed from a checkpoint): step, losses, training time, the open loss window
+    start: int = 0
+    first_loss: float | None = None
+    best_val: float = math.inf
+    val_loss: float | None = None
+    val_step: int | None = None
+    train_time: float = 0.0
+    carried: tuple = (0.0, 0)
+    loss_sum: Any = None
+    n_sum: int = 0
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def writing(self, path: Path):
+        return no_space_guard(path, run_dir=self.run_dir, metrics=self.metrics)
+
+    def evaluate(self) -> float:
+        return evaluate(self.built.step_model, self.val_windows, self.cfg, self.micro_bs, self.device, self.autocast, self.rt)
+
+    def log(self, record: dict) -> None:
+        if self.rt.main:
+            with self.writing(self.metrics.path):
+                self.metrics.write(record)
+            self.logger.log(record, step=record["step"])
+
+    def diverges(self, loss: float) -> bool:
+        return not math.isfinite(loss) or (self.first_loss is not None and loss > self.cfg.train.diverge_factor * self.first_loss)
+
+    def checkpoint(self, step: int) -> None:
+        b, tc = self.built, self.cfg.train
+        extra = {"step": step, "first_loss": self.first_loss, "best_val": self.best_val, "val_loss": self.val_loss,
+                 "val_step": self.val_step, "train_time": self.train_time, "loss_sum": parallel.mean(self.loss_sum, self.rt).item(),
+                 "n_sum": self.n_sum, "config": cli.to_container(self.cfg), "overrides": self.overrides,
+                 "param_table": b.table.to_dict()}
+        with self.writing(self.ckpt_root / f"step_{step:06d}"):
+            save(self.ckpt_root, step, b.model, b.optimizer, self.scaler, extra, self.rt, tc.ckpt_keep, self.device)
+        if self.rt.main:
+            note(f"step {step}: checkpoint {self.ckpt_root / f'step_{step:06d}'}")
+
+
+def _resume_point(cfg, run_dir: Path, rt) -> tuple:
+    """(checkpoint to resume or None, its state, the config to train with, what the resume changed).
+    Rank 0 decides: it moves damaged checkpoints aside."""
+    found = {}
 
     def decide():
-        path, found["state"], notes = resume_target(cfg, ckpt_root)
+        path, found["state"], notes = resume_target(cfg, run_dir / "checkpoints")
         for line in notes:
             note(line)
         return None if path is None else str(path)
 
     resume = _rank0_decides(rt, decide)
-    resume, state, changes = (Path(resume) if resume else None), found.get("state"), []
-    if resume is not None:
-        state = state if state is not None else load_checkpoint(resume)  # other ranks: meta.pt
-        cfg, changes = resumed_config(cfg, state, resume)
-        assemble.check_run(cfg)
-    overrides = state.get("overrides") if resume is not None else cli_overrides()
+    if resume is None:
+        return None, None, cfg, []
+    resume = Path(resume)
+    state = found.get("state")
+    state = state if state is not None else load_checkpoint(resume)  # other ranks: meta.pt
+    cfg, changes = resumed_config(cfg, state, resume)
+    assemble.check_run(cfg)
+    return resume, state, cfg, changes
+
+
+def _build(cfg, run_dir: Path, rt, device_name: str, metrics: MetricsLog, t0: float, overrides: list) -> Run:
+    """Device and precision, data, then table -> model -> optimizer (assemble.build; the table
+    comes from names, before any sharding)."""
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(int(tc.threads))
@@ -239,100 +327,81 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
     if per_rank % rt.world:
         raise cli.UserError(f"train.batch_size/grad_accum={per_rank} sequences per micro-batch do not split over "
                             f"{rt.world} ranks: make train.batch_size a multiple of grad_accum x {rt.world}")
-    micro_bs = per_rank // rt.world  # this rank's rows of each global micro-batch
     autocast = torch.autocast(device.type, dtype=DTYPES[tc.dtype]) if tc.dtype != "fp32" else contextlib.nullcontext()
-    writing = functools.partial(no_space_guard, run_dir=run_dir, metrics=metrics)
-
-    # data -> table -> model -> optimizer (the table comes from names, before any sharding)
     if rt.main:
         data.ensure_prepared(cfg.data)
     parallel.barrier(rt)
     data_dir = data.ensure_prepared(cfg.data)
-    meta = data.load_meta(data_dir)
-    vocab = assemble.vocab_size(cfg, meta["vocab_size"])  # refuses a model.vocab_size below the data's
+    vocab = assemble.vocab_size(cfg, data.load_meta(data_dir)["vocab_size"])  # refuses a model.vocab_size below the data's
     b = assemble.build(cfg, vocab, device, cfg.seed, rt=rt, compile_blocks=bool(tc.compile))
-    table, model, step_model, optimizer, schedule = b.table, b.model, b.step_model, b.optimizer, b.schedule
-    n_params, fpt = b.n_params, b.flops_per_token
-    diag = make_diagnostics(cfg, model, optimizer, table)  # None (no cost) unless diagnostics.interval > 0
-    scaler = torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16")
-    train_windows = data.TokenWindows(data_dir, "train", cfg.model.context)
-    val_windows = data.TokenWindows(data_dir, "val", cfg.model.context)
-    tokens_per_step = tc.batch_size * cfg.model.context
     peak, peak_what = peak_flops(device, tc.dtype)
+    return Run(cfg=cfg, rt=rt, run_dir=run_dir, metrics=metrics, t0=t0, overrides=overrides, device=device,
+               micro_bs=per_rank // rt.world, autocast=autocast, built=b,  # micro_bs: this rank's rows of each micro-batch
+               diag=make_diagnostics(cfg, b.model, b.optimizer, b.table),  # None (no cost) unless diagnostics.interval > 0
+               scaler=torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16"),
+               train_windows=data.TokenWindows(data_dir, "train", cfg.model.context),
+               val_windows=data.TokenWindows(data_dir, "val", cfg.model.context),
+               tokens_per_step=tc.batch_size * cfg.model.context, peak=peak, peak_what=peak_what)
 
-    # resume: model, optimizer, step, RNG, the open loss window; batches depend only on (seed, step, micro)
-    start, first_loss, best_val, val_loss, val_step, train_time, carried = 0, None, math.inf, None, None, 0.0, (0.0, 0)
-    if resume is not None:
-        restore(resume, model, optimizer, scaler, table, rt, device, state)
-        start, first_loss, best_val, val_loss = state["step"], state["first_loss"], state["best_val"], state["val_loss"]
-        train_time, val_step = state["train_time"], state.get("val_step", start)
-        carried = (state.get("loss_sum", 0.0), state.get("n_sum", 0))
-        state = {k: v for k, v in state.items() if k not in ("model", "optimizer")}  # the copies in memory go
-        found.clear()
+
+def _restore(run: Run, resume: Path, state: dict) -> None:
+    """Model, optimizer, RNG and the counters; batches depend only on (seed, step, micro)."""
+    b = run.built
+    restore(resume, b.model, b.optimizer, run.scaler, b.table, run.rt, run.device, state)
+    run.start, run.first_loss, run.best_val, run.val_loss = state["step"], state["first_loss"], state["best_val"], state["val_loss"]
+    run.train_time, run.val_step = state["train_time"], state.get("val_step", run.start)
+    run.carried = (state.get("loss_sum", 0.0), state.get("n_sum", 0))
+
+
+def _write_run_files(run: Run, resume: Path | None, state: dict, changes: list) -> None:
+    """Rank 0: the table, Hydra's files, metrics.jsonl rewound to the resumed step, what the run is."""
+    cfg, tc, rt, b = run.cfg, run.cfg.train, run.rt, run.built
     if rt.main:
-        with writing(run_dir / "param_table.json"):
-            write_json_atomic(run_dir / "param_table.json", table.to_dict())
-            (run_dir / "param_table.txt").write_text(table.format() + "\n")
-            write_hydra_files(run_dir, _hydra_subdir(), cfg, resume, state, changes)
-            moved, partial = metrics.rewind(start if resume is not None else -1)
+        with run.writing(run.run_dir / "param_table.json"):
+            write_json_atomic(run.run_dir / "param_table.json", b.table.to_dict())
+            (run.run_dir / "param_table.txt").write_text(b.table.format() + "\n")
+            write_hydra_files(run.run_dir, _hydra_subdir(), cfg, resume, state, changes)
+            moved, partial = run.metrics.rewind(run.start if resume is not None else -1)
         cut = f"; a cut-off last line of metrics.jsonl moved to {PARTIAL}" if partial is not None else ""
         if resume is not None:
-            note(f"resumed from {resume} at step {start} with its config" + (f" (changed: {', '.join(changes)})" if changes else "")
+            note(f"resumed from {resume} at step {run.start} with its config" + (f" (changed: {', '.join(changes)})" if changes else "")
                  + (f"; {moved} later records moved to metrics.superseded.jsonl" if moved else "") + cut)
         elif moved or cut:
-            note(f"{run_dir} held metrics of an earlier run that left no checkpoint: moved to metrics.superseded.jsonl" + cut)
-    if rt.main:
-        g = table.globals
-        note(f"run dir {run_dir} | {device} {tc.dtype}{' compiled' if tc.compile else ''} | world size {rt.world}"
+            note(f"{run.run_dir} held metrics of an earlier run that left no checkpoint: moved to metrics.superseded.jsonl" + cut)
+        g = b.table.globals
+        note(f"run dir {run.run_dir} | {run.device} {tc.dtype}{' compiled' if tc.compile else ''} | world size {rt.world}"
              + (f" ({rt.strategy})" if rt.distributed else "")
-             + f" | {n_params / 1e6:.2f}M params (non-embedding), width {cfg.model.width} x depth {cfg.model.depth}")
+             + f" | {b.n_params / 1e6:.2f}M params (non-embedding), width {cfg.model.width} x depth {cfg.model.depth}")
         note(f"param={g['param']} m={g['m']:g} r={g['r']:g} (base {g['base_width']}x{g['base_depth']}) optim={g['optim']} "
-             f"lr={cfg.optim.lr:g} | {tokens_per_step:,} tokens/step x {tc.steps:,} steps"
-             + (f", from step {start}" if start else ""))
-    logger = make_logger(cfg, run_dir) if rt.main else None
+             f"lr={cfg.optim.lr:g} | {run.tokens_per_step:,} tokens/step x {tc.steps:,} steps"
+             + (f", from step {run.start}" if run.start else ""))
+        run.logger = make_logger(cfg, run.run_dir)
 
-    def log(record: dict) -> None:
-        if rt.main:
-            with writing(metrics.path):
-                metrics.write(record)
-            logger.log(record, step=record["step"])
 
-    def checkpoint(step: int) -> None:
-        extra = {"step": step, "first_loss": first_loss, "best_val": best_val, "val_loss": val_loss, "val_step": val_step,
-                 "train_time": train_time, "loss_sum": parallel.mean(loss_sum, rt).item(), "n_sum": n_sum,
-                 "config": cli.to_container(cfg), "overrides": overrides, "param_table": table.to_dict()}
-        with writing(ckpt_root / f"step_{step:06d}"):
-            save(ckpt_root, step, model, optimizer, scaler, extra, rt, tc.ckpt_keep, device)
-        if rt.main:
-            note(f"step {step}: checkpoint {ckpt_root / f'step_{step:06d}'}")
-
-    def diverges(loss: float) -> bool:
-        return not math.isfinite(loss) or (first_loss is not None and loss > tc.diverge_factor * first_loss)
-
-    if start == 0:
-        val_loss = best_val = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt)
-        val_step = 0
-        log({"step": 0, "tokens": 0, "val_loss": val_loss, "elapsed": time.time() - t0})
-
-    # the hot loop: no host sync except at log / eval / checkpoint steps
+def _loop(run: Run, stop: StopSignal) -> tuple[int, tuple | None, str | None]:
+    """The hot loop: no host sync except at log / eval / checkpoint steps. Returns the last step
+    done, (step, what, loss) if the run diverged, and the name of the signal that stopped it."""
+    cfg, tc, rt, b, device = run.cfg, run.cfg.train, run.rt, run.built, run.device
+    step_model, optimizer, schedule, scaler, diag = b.step_model, b.optimizer, b.schedule, run.scaler, run.diag
     # a bar on a terminal; without one (SLURM, nohup, a pipe) a log line per train.log_interval
-    bar = Progress(tc.steps, start, enabled=bool(tc.progress) and rt.main, quiet=not rt.main)
-    params = list(model.parameters())
+    bar = Progress(tc.steps, run.start, enabled=bool(tc.progress) and rt.main, quiet=not rt.main)
+    params = list(b.model.parameters())
     foreach = None if rt.strategy == "fsdp2" else True  # DTensor grads: let torch pick
-    loss_sum, n_sum, grad_norm, train_loss = torch.tensor(float(carried[0]), device=device), int(carried[1]), None, float("nan")
+    run.loss_sum, run.n_sum = torch.tensor(float(run.carried[0]), device=device), int(run.carried[1])
+    grad_norm, train_loss = None, float("nan")
     diverged, stopped = None, None  # (step, what, loss); the signal's name
-    done, last_log_step, last_log_time, paused = start, start, time.time(), 0.0
-    for step in range(start, tc.steps):
+    done, last_log_step, last_log_time, paused = run.start, run.start, time.time(), 0.0
+    for step in range(run.start, tc.steps):
         done = step + 1
         is_diag = diag is not None and diag.due(done)  # a diagnostic step is also a logging step
         is_log = done % tc.log_interval == 0 or done == 1 or done == tc.steps or is_diag
         factor = schedule.apply(optimizer, step)
         for micro in range(tc.grad_accum):
-            x, y = train_windows.batch(micro_bs, seed=cfg.seed, step=step, micro=micro, rank=rt.rank, world=rt.world)
+            x, y = run.train_windows.batch(run.micro_bs, seed=cfg.seed, step=step, micro=micro, rank=rt.rank, world=rt.world)
             x, y = to_device(x, y, device)
-            with autocast:
+            with run.autocast:
                 _, loss = step_model(x, y)
-            loss_sum += loss.detach().float() / tc.grad_accum
+            run.loss_sum += loss.detach().float() / tc.grad_accum
             scaler.scale(loss / tc.grad_accum).backward()
         if tc.grad_clip > 0 or is_log:
             scaler.unscale_(optimizer)
@@ -344,39 +413,39 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         diag_record = diag.after() if is_diag else {}
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        n_sum += 1
+        run.n_sum += 1
         bar.update(1)
 
         if is_log:
             now = time.time()
-            train_loss = parallel.mean(loss_sum / n_sum, rt).item()  # the global mean over ranks
+            train_loss = parallel.mean(run.loss_sum / run.n_sum, rt).item()  # the global mean over ranks
             gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             interval = max(now - last_log_time - paused, 1e-9)  # eval and checkpoint time excluded
-            train_time += interval
-            tok_s = (done - last_log_step) * tokens_per_step / interval
-            first_loss = train_loss if first_loss is None else first_loss
-            log({"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss,
-                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
-                 "tok_per_s": tok_s, "mfu": mfu(fpt, tok_s, peak), "peak_memory_mb": peak_memory_mb(device), **diag_record,
-                 "elapsed": now - t0})
-            eta = (tc.steps - done) * train_time / (done - start) if done > start else None
+            run.train_time += interval
+            tok_s = (done - last_log_step) * run.tokens_per_step / interval
+            run.first_loss = train_loss if run.first_loss is None else run.first_loss
+            run.log({"step": done, "tokens": done * run.tokens_per_step, "train_loss": train_loss,
+                     "lr": optimizer.param_groups[0]["lr"], "lr_factor": factor, "grad_norm": gn.item(),
+                     "tok_per_s": tok_s, "mfu": mfu(b.flops_per_token, tok_s, run.peak), "peak_memory_mb": peak_memory_mb(device),
+                     **diag_record, "elapsed": now - run.t0})
+            eta = (tc.steps - done) * run.train_time / (done - run.start) if done > run.start else None
             bar.step(done, train_loss, optimizer.param_groups[0]["lr"], tok_s, eta)
-            loss_sum.zero_()
-            n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
-            if diverges(train_loss):
+            run.loss_sum.zero_()
+            run.n_sum, last_log_step, last_log_time, paused = 0, done, time.time(), 0.0
+            if run.diverges(train_loss):
                 diverged = (done, "train_loss", train_loss)
                 break
 
         pause_start = time.time()
         if done % tc.eval_interval == 0 or done == tc.steps:
-            val_loss, val_step = evaluate(step_model, val_windows, cfg, micro_bs, device, autocast, rt), done
-            best_val = min(best_val, val_loss)
-            log({"step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "elapsed": time.time() - t0})
-            bar.postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            run.val_loss, run.val_step = run.evaluate(), done
+            run.best_val = min(run.best_val, run.val_loss)
+            run.log({"step": done, "tokens": done * run.tokens_per_step, "val_loss": run.val_loss, "elapsed": time.time() - run.t0})
+            bar.postfix(loss=f"{train_loss:.4f}", val=f"{run.val_loss:.4f}")
             if rt.main:
-                note(f"step {done}: val loss {val_loss:.4f} (best {best_val:.4f})")
-            if not math.isfinite(val_loss):
-                diverged = (done, "val_loss", val_loss)
+                note(f"step {done}: val loss {run.val_loss:.4f} (best {run.best_val:.4f})")
+            if not math.isfinite(run.val_loss):
+                diverged = (done, "val_loss", run.val_loss)
                 break
         # a signal: one process reads its flag every step; under torchrun rank 0's flag reaches
         # every rank at log steps (already a sync), so all ranks stop at the same step
@@ -385,30 +454,35 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
         else:
             signum = stop.signum
         due = (tc.ckpt_interval and done % tc.ckpt_interval == 0) or done == tc.steps or signum is not None
-        if due and n_sum:  # steps since the last log: never checkpoint a state that has diverged
-            window = parallel.mean(loss_sum / n_sum, rt).item()
-            if diverges(window):
-                span = f"step {done}" if n_sum == 1 else f"mean of steps {done - n_sum + 1}-{done}"
+        if due and run.n_sum:  # steps since the last log: never checkpoint a state that has diverged
+            window = parallel.mean(run.loss_sum / run.n_sum, rt).item()
+            if run.diverges(window):
+                span = f"step {done}" if run.n_sum == 1 else f"mean of steps {done - run.n_sum + 1}-{done}"
                 diverged = (done, f"train_loss ({span}, checked before its checkpoint)", window)
                 break
         if due:
-            checkpoint(done)
+            run.checkpoint(done)
         paused += time.time() - pause_start
         if signum is not None:
             stopped = signal.Signals(signum).name
             break
     bar.close()
+    return done, diverged, stopped
 
+
+def _finish(run: Run, done: int, diverged: tuple | None, stopped: str | None) -> dict:
+    """The summary (rank 0 writes summary.json and tells the logger), with how to resume a stopped run."""
+    cfg, tc, rt, b = run.cfg, run.cfg.train, run.rt, run.built
     finished = diverged is None and stopped is None and done == tc.steps
-    tok_per_s = done * tokens_per_step / train_time if train_time > 0 else None
+    tok_per_s = done * run.tokens_per_step / run.train_time if run.train_time > 0 else None
     summary = {
-        "final_val_loss": val_loss if finished and val_step == done else None, "best_val_loss": best_val,
+        "final_val_loss": run.val_loss if finished and run.val_step == done else None, "best_val_loss": run.best_val,
         "diverged": diverged is not None, "interrupted": stopped is not None,
-        "steps": done, "tokens": done * tokens_per_step, "tok_per_s": tok_per_s,
-        "mfu": mfu(fpt, tok_per_s, peak) if tok_per_s else None, "mfu_peak": peak_what,
-        "peak_memory_mb": peak_memory_mb(device), "wall_time_s": time.time() - t0, "cpu_time_s": _cpu_seconds(),
-        "params_non_embedding": n_params, "flops_per_token": fpt, "device": str(device), "world_size": rt.world,
-        "first_train_loss": first_loss, "last_val_loss": val_loss, "last_val_step": val_step,
+        "steps": done, "tokens": done * run.tokens_per_step, "tok_per_s": tok_per_s,
+        "mfu": mfu(b.flops_per_token, tok_per_s, run.peak) if tok_per_s else None, "mfu_peak": run.peak_what,
+        "peak_memory_mb": peak_memory_mb(run.device), "wall_time_s": time.time() - run.t0, "cpu_time_s": _cpu_seconds(),
+        "params_non_embedding": b.n_params, "flops_per_token": b.flops_per_token, "device": str(run.device), "world_size": rt.world,
+        "first_train_loss": run.first_loss, "last_val_loss": run.val_loss, "last_val_step": run.val_step,
         "diverged_at_step": diverged and diverged[0], "diverged_on": diverged and diverged[1],
         "diverged_loss": diverged and diverged[2],
         "config": {
@@ -417,24 +491,24 @@ def _train(cfg, run_dir: Path, rt, device_name: str, stop: StopSignal, metrics: 
             "context": cfg.model.context, "batch_size": tc.batch_size, "steps": tc.steps, "seed": cfg.seed,
             "dtype": tc.dtype, "dist": rt.strategy,
         },
-        "run_dir": str(run_dir),
+        "run_dir": str(run.run_dir),
     }
     if summary["final_val_loss"] is None:
         summary["final_val_loss_note"] = (
             f"not measured: the run diverged at step {diverged[0]}" if diverged else
             f"not measured: stopped by {stopped} at step {done} of {tc.steps}" if stopped else
             f"not measured at step {done}")
-    kept = latest_checkpoint(ckpt_root) if rt.main else None
+    kept = latest_checkpoint(run.ckpt_root) if rt.main else None
     summary["last_checkpoint"] = str(kept) if kept is not None else None
     if stopped:
         summary.update(signal=stopped, exit_code=StopSignal.CODES[signal.Signals[stopped]],
-                       resume_command=resume_command(run_dir, rt.distributed))
+                       resume_command=resume_command(run.run_dir, rt.distributed))
     if rt.main:
-        metrics.close()
-        with writing(run_dir / "summary.json"):
-            write_json_atomic(run_dir / "summary.json", summary)
-        logger.summary(summary)
-        logger.finish()
+        run.metrics.close()
+        with run.writing(run.run_dir / "summary.json"):
+            write_json_atomic(run.run_dir / "summary.json", summary)
+        run.logger.summary(summary)
+        run.logger.finish()
         if stopped:
             note(f"stopped by {stopped} at step {done}: checkpoint {kept}; resume with: {summary['resume_command']}")
     return summary
