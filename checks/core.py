@@ -17,9 +17,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 import assemble
 import cli
+import data
+from param.rules import rules_for
+from train import resolve_device
 
 AXES = {"width": "model.width", "depth": "model.depth"}
 EXPECTS = ("mup", "sp", "none")
@@ -123,8 +127,6 @@ def selected(cfg, known: tuple[str, ...]) -> tuple[str, ...]:
 def expectation(cfg) -> tuple[str, float | None]:
     """(family, alpha): the claim to judge (check.expect, else the parameterization's `claim:`) and the
     residual-branch exponent (None for width-only parameterizations)."""
-    from param.rules import rules_for
-
     p = cfg.param
     family = cfg.check.expect
     if family is None:
@@ -156,9 +158,6 @@ class Setup:
 
 
 def setup(cfg, seed: int) -> Setup:
-    import data
-    from train import resolve_device
-
     data_dir = data.ensure_prepared(cfg.data)
     vocab = assemble.vocab_size(cfg)
     device = resolve_device(cfg.train.device)
@@ -178,8 +177,6 @@ def probe_batch(s: Setup):
 
 def train_step(s: Setup, step: int) -> float:
     """One optimizer step on the training windows of (seed, step), with the run's schedule and clip."""
-    import torch
-
     s.schedule.apply(s.optimizer, step)
     x, y = s.train.batch(s.batch_size, seed=s.seed, step=0 if s.fixed_batch else step)
     _, loss = s.model(x.to(s.device), y.to(s.device))

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from errors import UserError
+from model import HIDDEN_ROLES
 
 BASES = ("constant", "cosine", "linear", "wsd")
 EXTRA = ("none", "exponential", "decay_away")
@@ -111,7 +112,5 @@ def set_lr(optimizer, factor: float, extra: float = 1.0) -> None:
 
 def make_schedule(cfg, table) -> Schedule:
     """The run's schedule; the extra warmups read m and the hidden matrices' lr and wd from the table."""
-    from model import HIDDEN_ROLES
-
     hidden = next(r for r in table.rows if r.role in HIDDEN_ROLES)
     return Schedule(cfg.schedule, int(cfg.train.steps), table.globals["m"], hidden.lr, hidden.weight_decay)

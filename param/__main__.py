@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 import assemble
 import cli
+from param.markdown import markdown_table, write_readme
+from param.table import _g, build_table
 
 FLAGS = ("--json", "--by-role", "--cfg", "--diff", "--markdown", "--write", "--help", "-h")
 CELLS = ("init_std", "multiplier", "lr", "weight_decay", "eps")
 
 
 def _table(overrides):
-    from param.table import build_table
-
     cfg = cli.compose(overrides)
     assemble.check_run(cfg)
     return cfg, build_table(cfg, assemble.vocab_size(cfg))
@@ -35,8 +38,6 @@ def _table(overrides):
 
 def _init(row) -> str:
     """The init column as the plain table shows it: the std of a normal init, else ones / zeros."""
-    from param.table import _g
-
     return _g(row.init_std) if row.init.startswith("normal") else row.init
 
 
@@ -68,8 +69,6 @@ def by_role(table) -> str:
     """The table with one row per tensor kind: `blocks.3.attn.qkv.weight` and its siblings in
     the other blocks become `blocks.[0-15].attn.qkv.weight` with a count, as long as their
     rows are identical; blocks whose rows differ stay in separate runs (`[0-3]`, `[4-15]`)."""
-    from param.table import _g
-
     runs: list[list] = []  # [pattern, first block, last block, count, cells]
     for r in table.rows:
         pattern = re.sub(r"^blocks\.\d+\.", "blocks.{}.", r.name)
@@ -104,8 +103,6 @@ def main(argv: list[str]) -> None:
     args = [a for a in argv if not a.startswith("--") and not a.endswith(".md")]
     flags = [a for a in argv if a.startswith("--")]
     if "--cfg" in flags:
-        from omegaconf import OmegaConf
-
         print(OmegaConf.to_yaml(cli.compose(args)))
         return
     if "--diff" in flags:
@@ -120,10 +117,6 @@ def main(argv: list[str]) -> None:
         print(_diff(a, b))
         return
     if "--markdown" in flags:
-        from pathlib import Path
-
-        from param.markdown import markdown_table, write_readme
-
         if "--write" in flags:
             i = argv.index("--write")
             target = Path(argv[i + 1]) if i + 1 < len(argv) else cli.REPO / "README.md"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from model import GPT, clean_name
+from param.table import build_table, model_config
 
 
 @torch.no_grad()
@@ -29,8 +30,6 @@ def init_model(cfg, vocab_size: int, device, seed: int):
     """The table and the model it initialises, on `device`: the table comes from names (before
     any wrapper), the weights from the table's stds, drawn after `torch.manual_seed(seed)`.
     Returns (table, model); sharding, compile and the optimizer are the caller's."""
-    from param.table import build_table, model_config
-
     table = build_table(cfg, vocab_size)
     torch.manual_seed(seed)
     model = GPT(model_config(cfg.model, vocab_size), table.scales())

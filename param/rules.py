@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omegaconf import DictConfig, OmegaConf
+
 from errors import UserError
+from param.abc import abc_sections
 from param.expr import evaluate, render
 
 # where a tensor looks up its factor: most specific key first
@@ -112,8 +115,6 @@ class Rules:
 
 
 def _plain(node):
-    from omegaconf import DictConfig, OmegaConf
-
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
@@ -127,8 +128,6 @@ def rules_for(p, width: int, depth: int) -> Rules:
         alpha = 0.5 if k == 1 else 1.0  # spectral paper: Cond. B.1 (k=1) gives 1/sqrt(L), Cond. 3.1 (k>=2) gives 1/L
     env = {"m": width / p.base_width, "r": depth / p.base_depth, "L": float(depth), "k": None if k is None else float(k), "alpha": None if alpha is None else float(alpha)}
     if p.name == "abc":
-        from param.abc import abc_sections
-
         return Rules("abc", abc_sections(p), env)
     sections = {s: _plain(p.get(s)) for s in ("init", "forward", *FAMILY_QUANTITIES)}
     return Rules(str(p.name), sections, env)

@@ -15,7 +15,10 @@ import json
 import os
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from errors import UserError
+from records.checkpoint import latest_checkpoint
 
 TABLE_COLUMNS = ("name", "shape", "role", "block", "fan_in", "fan_out", "init", "init_std", "multiplier", "lr",
                  "weight_decay", "eps")
@@ -56,8 +59,7 @@ def table_rows(table: dict) -> list[list]:
 
 class WandbLogger:
     def __init__(self, cfg, run_dir: Path):
-        import wandb
-        from omegaconf import OmegaConf
+        import wandb  # only with logger=wandb: slow to import, and never needed by a local run
 
         lc = cfg.logger
         if lc.mode not in ("online", "offline", "disabled"):
@@ -91,7 +93,7 @@ class WandbLogger:
 
     def _log_table(self) -> None:
         """param_table.json (train.py writes it before the logger starts) as a file and a wandb.Table."""
-        import wandb
+        import wandb  # only with logger=wandb (as __init__)
 
         path = self.run_dir / "param_table.json"
         if not path.is_file():
@@ -114,9 +116,7 @@ class WandbLogger:
         self._save("summary.json")
 
     def _upload_checkpoint(self) -> None:
-        import wandb
-
-        from records.checkpoint import latest_checkpoint
+        import wandb  # only with logger=wandb (as __init__)
 
         ckpt = latest_checkpoint(self.run_dir / "checkpoints")
         if ckpt is None:
