@@ -35,6 +35,7 @@ import argparse
 import bisect
 import contextlib
 import gc
+import getpass
 import json
 import logging
 import math
@@ -48,6 +49,7 @@ import sys
 import tempfile
 import time
 import traceback
+import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -55,9 +57,18 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+import torch.distributed as tdist
+from torch.profiler import ProfilerActivity, profile, record_function
 
 import assemble
 import cli
+import data
+import parallel
+from data.loader import TokenWindows
+from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
+from records import load_distributed, read_jsonl, save_distributed
+from records.mfu import mfu, peak_flops
+from train import run
 
 # bf16 against fp32, per logged step, over the first 20 steps at a stable LR. bf16 keeps 8
 # significant bits (rounding 2^-9 ~ 0.2%); matmuls accumulate in fp32 and the loss is taken in fp32,
@@ -143,20 +154,14 @@ def run_overrides(ck: Check, **train) -> list[str]:
 
 
 def prepared_data(ck: Check) -> Path:
-    import data
-
     return data.ensure_prepared(cli.compose(run_overrides(ck)).data)
 
 
 def train_losses(run_dir: Path) -> dict[int, float]:
-    from records import read_jsonl
-
     return {r["step"]: r["train_loss"] for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if "train_loss" in r}
 
 
 def val_losses(run_dir: Path) -> dict[int, float]:
-    from records import read_jsonl
-
     return {r["step"]: r["val_loss"] for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if "val_loss" in r}
 
 
@@ -165,8 +170,6 @@ def max_gap(a: dict, b: dict, steps) -> float:
 
 
 def run_in_process(ck: Check, name: str, *overrides: str) -> tuple[dict, Path]:
-    from train import run
-
     run_dir = ck.work / name
     free_memory()
     if ck.device.type == "cuda":
@@ -193,8 +196,6 @@ def torchrun(ck: Check, run_dir: Path, *overrides: str, timeout: float) -> subpr
 
 
 def inductor_cache() -> str:
-    import getpass
-
     return os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
 
 
@@ -235,8 +236,6 @@ def last_line(text: str) -> str:
 # ----------------------------------------------------------------------------- 1. the GPU tests
 
 def part_gpu_tests(ck: Check) -> dict:
-    import xml.etree.ElementTree as ET
-
     xml = ck.work / "gpu_tests.xml"
     out = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", "tests"],
                          cwd=cli.REPO, capture_output=True, text=True, timeout=BUDGET_S["gpu_tests"] * 4,
@@ -259,10 +258,7 @@ def part_gpu_tests(ck: Check) -> dict:
 # ----------------------------------------------------------------------------- 2. GPT-2 124M speed
 
 def reference_step(s: Shape, vocab: int, device: torch.device, autocast, lr: float):
-    """The plain GPT-2 step to time against, at the same shape (model/reference.py; the one place
-    this script names it)."""
-    from model.reference import ReferenceGPT, ReferenceStep, reference_optimizer
-
+    """The plain GPT-2 step to time against, at the same shape (model/reference.py)."""
     torch.manual_seed(0)
     model = ReferenceGPT(s.width, s.depth, s.head_dim, s.context, vocab).to(device)
     if s.compile:
@@ -274,8 +270,6 @@ def reference_step(s: Shape, vocab: int, device: torch.device, autocast, lr: flo
 def project_step(param: str, ck: Check, vocab: int, autocast):
     """The project's step as train.py takes it: table, multipliers, per-group AdamW, clipping,
     compiled per block by parallel.parallelize. Returns (step(x, y) -> loss, flops per token)."""
-    import parallel
-
     cfg = cli.compose([*run_overrides(ck), f"param={param}", f"model.vocab_size={vocab}"])
     b = assemble.build(cfg, vocab, ck.device, 0, rt=parallel.Runtime(), compile_blocks=ck.shape.compile)
     model, fwd, opt = b.model, b.step_model, b.optimizer
@@ -294,9 +288,6 @@ def project_step(param: str, ck: Check, vocab: int, autocast):
 
 
 def part_gpt2_124m(ck: Check) -> dict:
-    import data
-    from records.mfu import mfu, peak_flops
-
     s, device = ck.shape, ck.device
     meta = data.load_meta(prepared_data(ck))
     vocab = -(-meta["vocab_size"] // 64) * 64  # 50257 -> 50304, as model.vocab_multiple pads it
@@ -436,12 +427,6 @@ def dcp_round_trip(ck: Check) -> dict:
     optimizer, and compare every parameter and optimizer tensor with the saved ones, bitwise; then
     2 more steps against 4 uninterrupted ones. (train.py writes DCP only with >= 2 ranks; this
     covers a 1-GPU machine.)"""
-    import torch.distributed as tdist
-
-    import data
-    import parallel
-    from records import load_distributed, save_distributed
-
     own = not tdist.is_initialized()
     if own:
         tdist.init_process_group("nccl" if ck.device.type == "cuda" else "gloo", store=tdist.HashStore(), rank=0, world_size=1)
@@ -563,11 +548,6 @@ def busy_steps(cfg) -> set[int]:
 
 
 def part_host_sync(ck: Check) -> dict:
-    from torch.profiler import ProfilerActivity, profile, record_function
-
-    from data.loader import TokenWindows
-    from train import run
-
     cfg = cli.compose([*run_overrides(ck), "train.steps=12", "train.log_interval=5"])
     original = TokenWindows.batch
 
