@@ -25,7 +25,7 @@ import sys
 import cli
 from errors import UserError
 from sweeptools import results
-from sweeptools.results import OUTCOME
+from sweeptools.results import OUTCOME, fmt
 
 DROP = ("logger",)  # the proxy's logging choice is not a hyperparameter
 
@@ -57,8 +57,6 @@ def winner(rows: list[dict], metric: str) -> dict:
 
 
 def overrides(row: dict) -> list[str]:
-    from sweeptools.spec import fmt
-
     keys = [k for k in row if k not in OUTCOME and k not in ("trial", "seed", "seeds") and not k.endswith("_loss_std")
             and k not in DROP and row[k] is not None]
     return [f"{k}={fmt(row[k])}" for k in keys]

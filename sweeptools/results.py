@@ -118,6 +118,15 @@ def read_multirun(sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def fmt(value) -> str:
+    """A value as a Hydra override (and as W&B's ${args_no_hyphens} writes numbers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)  # floats: Python's shortest round-trip form, as W&B writes them
+
+
 def parse(text: str):
     if text in ("", None):
         return None

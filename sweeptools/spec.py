@@ -33,6 +33,7 @@ import assemble
 import cli
 from errors import UserError
 from sweeptools import engine
+from sweeptools.results import fmt
 
 MACROS = {"${env}", "${interpreter}", "${program}", "${args_no_hyphens}"}
 SUMMARY_METRICS = ("final_val_loss", "best_val_loss")  # keys of summary.json a sweep can minimize
@@ -110,15 +111,6 @@ def _split_command(path: Path, command) -> tuple[list[str], list[str]]:
 
 
 # ----------------------------------------------------------------------------- trials
-
-def fmt(value) -> str:
-    """A value as a Hydra override (and as W&B's ${args_no_hyphens} writes numbers)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return str(value)  # floats: Python's shortest round-trip form, as W&B writes them
-
 
 def grid(sweep: Sweep) -> list[dict]:
     """Every point of a grid sweep, in file order (the last key varies fastest)."""
