@@ -17,15 +17,24 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
 import cli
+import data
+from data.tokenizer import GPT2Tokenizer
 from errors import UserError
+from model import GPT
+from param import model_config
+from param.table import Table
+from records import latest_checkpoint
+from records.export import load_full
 
 
 def find_checkpoint(run_dir: Path, ckpt: str | None) -> Path:
     """The checkpoint dir to sample from: the latest complete one, or the one `ckpt` names
     (step_N, N, or a path)."""
-    from records import latest_checkpoint
-
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise UserError(f"{run_dir}: no such directory: give the run dir train.py printed (outputs/<date>/<time>)")
@@ -52,13 +61,6 @@ def find_checkpoint(run_dir: Path, ckpt: str | None) -> Path:
 
 def load_model(path: Path, device: str = "cpu"):
     """(model in eval mode, the run's config) from a checkpoint dir of either kind."""
-    from omegaconf import OmegaConf
-
-    from model import GPT
-    from param import model_config
-    from param.table import Table
-    from records.export import load_full
-
     full = load_full(path, hint="delete it or sample another checkpoint (--ckpt step_N)",
                      damaged="pick an older one with --ckpt step_N")
     cfg = OmegaConf.create(full["config"])
@@ -70,9 +72,6 @@ def load_model(path: Path, device: str = "cpu"):
 
 def tokenizer_of(cfg):
     """The run's tokenizer: GPT-2 BPE needs no files; the char vocabulary is the prepared data's."""
-    import data
-    from data.tokenizer import GPT2Tokenizer
-
     if cfg.data.tokenizer == "gpt2":
         return GPT2Tokenizer(data.data_dir(cfg.data).parent / "tiktoken_cache")
     where = data.data_dir(cfg.data)
@@ -85,8 +84,6 @@ def tokenizer_of(cfg):
 def sample(run_dir: Path, prompt: str | None = None, tokens: int = 500, temperature: float = 0.8,
            top_k: int | None = 200, seed: int = 1337, ckpt: str | None = None, device: str = "cpu") -> str:
     """The prompt followed by `tokens` sampled tokens, decoded."""
-    import torch
-
     if not isinstance(tokens, int) or tokens < 1:
         raise UserError(f"--tokens {tokens}: give a positive number of tokens to sample")
     if not temperature > 0:
@@ -109,9 +106,6 @@ def generate(model, idx, tokens: int, temperature: float, top_k: int | None, voc
     """nanoGPT's sampling loop: the last model.context tokens in, one token out, `tokens` times.
     Only the tokenizer's `vocab` ids can be drawn: the embedding is padded to
     model.vocab_multiple, and a padding id has no text."""
-    import torch
-    import torch.nn.functional as F
-
     for _ in range(tokens):
         with torch.no_grad():
             logits, _ = model(idx[:, -model.cfg.context:])
@@ -136,8 +130,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: this torch sees no CUDA device: use --device cpu")
     text = sample(Path(args.run_dir), args.prompt, args.tokens, args.temperature, args.top_k or None, args.seed,
