@@ -15,6 +15,13 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
 from errors import UserError, full_errors, guard  # noqa: F401  (cli.UserError, cli.guard: the old names)
 
 REPO = Path(__file__).resolve().parent
@@ -42,8 +49,6 @@ CONF_DIR = REPO / "conf"
 
 def _first_of_sweeps(overrides: Iterable[str]) -> list[str]:
     """Multirun overrides (`a=1,2`) replaced by their first value, for a quick check."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     out = []
     for text in overrides:
         try:
@@ -58,8 +63,6 @@ def _first_of_sweeps(overrides: Iterable[str]) -> list[str]:
 
 
 def _leaf_keys(cfg, prefix: str = "") -> list[str]:
-    from omegaconf import DictConfig
-
     keys = []
     for k in cfg.keys():
         v = cfg._get_node(k)
@@ -71,18 +74,13 @@ def _leaf_keys(cfg, prefix: str = "") -> list[str]:
 
 
 def _compose_raw(overrides: list[str], config_name: str):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name=config_name, overrides=overrides)
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return hydra.compose(config_name=config_name, overrides=overrides)
 
 
 def compose(overrides: Iterable[str] = (), config_name: str = "config"):
     """The run's config from overrides, as `train.py` would see it; UserError on mistakes."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException
-
     overrides = _first_of_sweeps(list(overrides))
     try:
         cfg = _compose_raw(overrides, config_name)
@@ -115,9 +113,6 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
 def _check_resolves(cfg, prefix: str = "") -> None:
     """Every `${...}` of the composed config resolves; else one line naming the key. A
     `${hydra:...}` resolves only inside a run (Hydra sets it then): left to that run."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-    from omegaconf.errors import InterpolationResolutionError
-
     for k in cfg.keys():
         node = cfg._get_node(k)
         if isinstance(node, DictConfig):
@@ -173,8 +168,6 @@ _FORMULAS = ("param.init.", "param.forward.", "param.adam.", "param.sgd.", "para
 @functools.lru_cache(maxsize=1)
 def shipped_types() -> dict[str, frozenset]:
     """key -> the Python types the shipped config files (conf/**.yaml) give it, over every group option."""
-    from omegaconf import DictConfig, OmegaConf
-
     types: dict[str, set] = {}
 
     def walk(node, prefix: str) -> None:
@@ -272,9 +265,6 @@ def check_value(key: str, value, rule: str) -> None:
 
 def _leaves(cfg, prefix: str = ""):
     """(dotted key, value) of every leaf, lists as plain lists."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-    from omegaconf.errors import InterpolationResolutionError
-
     for k in cfg.keys():
         node, full = cfg._get_node(k), f"{prefix}{k}"
         if isinstance(node, DictConfig):
@@ -324,7 +314,7 @@ def check_config(cfg) -> None:
     if t.device not in ("auto", "cpu", "cuda", "mps") and not str(t.device).startswith("cuda:"):
         raise UserError(f"train.device={t.device!r}: choose auto, cpu, cuda, cuda:N or mps")
     if str(t.device).startswith("cuda"):
-        import torch
+        import torch  # here only: the config layer (and so data/, `python -m data.prepare`) loads no torch
 
         if not torch.cuda.is_available():
             raise UserError(
@@ -338,8 +328,6 @@ def check_config(cfg) -> None:
 # ----------------------------------------------------------------------------- derived values
 
 def to_container(cfg) -> dict:
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(cfg, resolve=True)
 
 

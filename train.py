@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 
 import assemble
 import cli
@@ -542,8 +544,6 @@ def _check_dirs(argv: list[str]) -> None:
 
 def _job(cfg) -> float:
     """One Hydra job: a run, or one job of a multirun on any launcher (basic, joblib, submitit)."""
-    from hydra.core.hydra_config import HydraConfig
-
     summary = cli.guard(run)(cfg, Path(HydraConfig.get().runtime.output_dir))
     if int(os.environ.get("RANK", "0")) == 0:
         _report(summary)
@@ -556,8 +556,6 @@ def _job(cfg) -> float:
 def main(argv: list[str] | None = None) -> None:
     """`python train.py [overrides]`: check the overrides and the run dir in one line, then hand
     over to Hydra (which reads sys.argv)."""
-    import hydra
-
     if argv is not None:
         sys.argv[1:] = argv
     cli.guard(assemble.check_overrides)(sys.argv[1:])

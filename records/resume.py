@@ -18,6 +18,10 @@ import copy
 import shlex
 from pathlib import Path
 
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
 import cli
 from errors import UserError
 from records.checkpoint import DamagedCheckpoint, find_resumable, latest_checkpoint, load_checkpoint
@@ -152,8 +156,6 @@ def resume_target(cfg, ckpt_root: Path) -> tuple[Path | None, dict | None, list[
 
 def cli_overrides() -> list[str] | None:
     """This process's command-line overrides (None outside `python train.py`)."""
-    from hydra.core.hydra_config import HydraConfig
-
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
@@ -161,15 +163,10 @@ def resumed_config(cfg, state: dict, path: Path):
     """(the checkpoint's config plus the allowed changes given now, the changes as "key old ->
     new"). What the user gave: the command line's overrides and every key that differs from
     the defaults (for a direct `run()` call, the latter only)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     if state.get("config") is None:
         return cfg, []
     if HydraConfig.initialized():  # inside `python train.py`: compose through the running Hydra
-        from hydra import compose
-
-        overrides, defaults = cli_overrides(), compose(config_name=HydraConfig.get().job.config_name)
+        overrides, defaults = cli_overrides(), hydra.compose(config_name=HydraConfig.get().job.config_name)
     else:
         overrides, defaults = [], cli.compose([])
     new = cli.to_container(cfg)
@@ -183,9 +180,6 @@ def write_hydra_files(run_dir: Path, subdir: str | None, cfg, resume: Path | Non
     """<run dir>/<subdir>/ as Hydra writes it (config.yaml, hydra.yaml, overrides.yaml), but only
     once the run holds its dir. A resume keeps the original run's files and adds itself to
     resumes.yaml (checkpoint, step, its overrides, what changed)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     if subdir is None or not HydraConfig.initialized():
         return
     d = run_dir / subdir
