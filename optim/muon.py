@@ -60,7 +60,7 @@ def _local(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     same full matrix, so each keeps its own shard: no communication (src_data_rank=None)."""
     if not hasattr(like, "device_mesh"):
         return full
-    from torch.distributed.tensor import distribute_tensor
+    from torch.distributed.tensor import distribute_tensor  # sharded (FSDP2) parameters only: slow to import
 
     return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
 

@@ -5,6 +5,9 @@ block, then fully_shard each block, then the root."""
 from __future__ import annotations
 
 import torch
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+from torch.distributed.device_mesh import init_device_mesh
+from torch.nn.parallel import DistributedDataParallel
 
 from errors import UserError
 from parallel.runtime import Runtime
@@ -15,16 +18,13 @@ MP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float3
 def parallelize(model: torch.nn.Module, dcfg, rt: Runtime, device: torch.device, compile_blocks: bool) -> torch.nn.Module:
     """The module to train (the model itself, or its DDP wrapper); parameters keep their names."""
     if dcfg.activation_checkpointing:
-        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
-
         for i, block in enumerate(model.blocks):
             model.blocks[i] = checkpoint_wrapper(block)
     if compile_blocks:
         for block in model.blocks:
             block.compile()  # per block, before sharding (FSDP2 + compile: docs/platform.md §4)
     if rt.strategy == "fsdp2":
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # dist=fsdp2 only: slow to import
 
         mesh = init_device_mesh(device.type, (rt.world,))
         kw = {"mesh": mesh, "reshard_after_forward": bool(dcfg.reshard_after_forward)}
@@ -37,7 +37,5 @@ def parallelize(model: torch.nn.Module, dcfg, rt: Runtime, device: torch.device,
         fully_shard(model, **kw)  # the root: embeddings, final LN and the (tied) readout
         return model
     if rt.strategy == "ddp":
-        from torch.nn.parallel import DistributedDataParallel
-
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return model

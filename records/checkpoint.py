@@ -20,9 +20,11 @@ import os
 import pickle
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from errors import UserError
 
@@ -96,8 +98,7 @@ def save_checkpoint(ckpt_root: Path, step: int, state: dict, keep: int) -> Path:
 def save_distributed(ckpt_root: Path, step: int, model, optimizers, meta: dict, rng: dict, keep: int, rank: int) -> Path:
     """Every rank: DCP-save model and optimizer shards into a temp dir; rank 0 renames it into
     place after a barrier (so the rename sees every rank's files)."""
-    import torch.distributed as dist
-    import torch.distributed.checkpoint as dcp
+    import torch.distributed.checkpoint as dcp  # torchrun runs only: slow to import, even with torch loaded
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     ckpt_root = Path(ckpt_root)
@@ -149,10 +150,8 @@ def load_distributed(path: Path, model, optimizers, rank: int) -> dict | None:
     """Load a DCP checkpoint into (possibly sharded) model and optimizers, on any world size.
     Returns this rank's RNG state, or None when the rank did not exist at save time (the loop
     state is in meta.pt: `load_checkpoint`)."""
-    import torch.distributed.checkpoint as dcp
+    import torch.distributed.checkpoint as dcp  # torchrun runs only: slow to import, even with torch loaded
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-    import warnings
 
     path = Path(path)
     msd, osd = get_state_dict(model, optimizers)

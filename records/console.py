@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from tqdm import tqdm
+
 LOGGER = "hptransfer"
 log = logging.getLogger(LOGGER)
 
@@ -29,8 +31,6 @@ class ConsoleHandler(logging.StreamHandler):
         if getattr(record, "progress", False):
             return  # the bar shows it; the file handler still records it
         try:
-            from tqdm import tqdm
-
             tqdm.write(self.format(record), file=self.stream)
         except Exception:  # logging must never kill a run
             self.handleError(record)
@@ -61,8 +61,6 @@ class Progress:
     log line per logged step (printed only when there is no bar)."""
 
     def __init__(self, total: int, initial: int, enabled: bool, quiet: bool = False):
-        from tqdm import tqdm
-
         self.quiet = quiet  # ranks other than 0: no bar, no lines
         # disable=None: tqdm decides, off when stderr (its stream) is not a terminal
         self.bar = tqdm(total=total, initial=initial, disable=None if enabled and not quiet else True,

@@ -50,7 +50,7 @@ def load_full(path: Path, hint: str = HINT, damaged: str = "export another check
     except DamagedCheckpoint as e:
         raise cli.UserError(f"{path} is damaged ({e}): {damaged}") from None
     if is_distributed_checkpoint(path):
-        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save  # DCP only: slow to import
 
         with tempfile.TemporaryDirectory() as tmp:
             dcp_to_torch_save(str(path), f"{tmp}/full.pt")
