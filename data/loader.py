@@ -36,7 +36,7 @@ class TokenWindows:
         function of its arguments, so a resumed run draws exactly the batches it would have
         drawn, and the global batch is the same for every world size (a run can resume on
         another number of ranks, and N ranks train on what one process would)."""
-        import torch
+        import torch  # here only: `import data` and `python -m data.prepare` load no torch
 
         if seed < 0:
             raise UserError(f"seed={seed} must be non-negative")

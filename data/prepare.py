@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import cli
 from cli import data_cache
@@ -288,8 +289,7 @@ def _load_openwebtext(dcfg, root: Path) -> tuple[dict, dict]:
 def write_shards(path: Path, dset) -> tuple[int, str, int]:
     """Stream a tokenized Dataset into a uint16 memmap, in contiguous shards, hashing as it goes;
     returns (tokens, sha256, largest id)."""
-    import pyarrow.compute as pc
-    from tqdm import tqdm
+    import pyarrow.compute as pc  # comes with datasets: openwebtext only
 
     n = int(np.sum(dset.with_format("numpy")["len"][:]))
     if n == 0:

@@ -7,6 +7,7 @@ files tiktoken would download for "gpt2" (same ranks and pattern: docs/platform.
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,8 @@ def gpt2_encoding(cache_dir: str | os.PathLike | None = None):
     global _ENCODING
     if _ENCODING is not None:
         return _ENCODING
-    import tiktoken
+    import tiktoken  # GPT-2 BPE only: char-level data never needs it
     import tiktoken.load
-    from importlib.resources import files
     from tiktoken_ext.openai_public import r50k_pat_str
 
     if cache_dir is not None:
