@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import cli
 from checks import Check
@@ -115,7 +116,7 @@ def loglog_panel(ax, sizes, lines: dict, title: str, xlabel: str, ylabel: str = 
     """One log-log panel, one line per entry of `lines` (label -> values over sizes); the axes
     are in octaves (log2), labelled with the quantity. palette: a sequential colormap (steps) or
     a qualitative one such as "tab10" (roles)."""
-    import matplotlib as mpl
+    import matplotlib as mpl  # figures only: slow to import
 
     cmap = mpl.colormaps[palette]
     n = max(len(lines), 1)
@@ -137,7 +138,7 @@ def loglog_panel(ax, sizes, lines: dict, title: str, xlabel: str, ylabel: str = 
 
 def octave_ticks(ax, most: int = 8) -> None:
     """y ticks at whole octaves (2^k, labelled k), every 1, 2, 3... octaves so at most `most` show."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # figures only: slow to import
 
     lo, hi = ax.get_ylim()
     if not (lo > 0 and hi > lo):
@@ -171,7 +172,7 @@ def save_panel(fig, ax, sweep, path: Path) -> None:
 
 
 def pyplot():
-    import matplotlib
+    import matplotlib  # figures only: slow to import
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
@@ -207,8 +208,6 @@ def parse(argv: list[str]) -> tuple[list[str], dict]:
 
 def check_one(tool: Check, overrides: list[str], name: str) -> tuple:
     """Compose, sweep, judge: (cfg, sweep, verdict, quantities)."""
-    import torch
-
     cfg = compose(overrides)
     quantities = selected(cfg, tool.QUANTITIES)
     if cfg.train.threads:

@@ -10,6 +10,8 @@ import random
 import sys
 import warnings
 
+import numpy as np
+
 from errors import UserError
 
 
@@ -21,7 +23,7 @@ def engine():
         with warnings.catch_warnings():
             # sweeps 0.2.0 is written for pydantic 1; pydantic 2 warns about its class-based config (harmless)
             warnings.simplefilter("ignore")
-            import sweeps
+            import sweeps  # random / bayes only: slow to import (pydantic), and may be missing or shadowed
     except ImportError:
         raise UserError("W&B's sweep engine is not installed: run `.venv/bin/pip install sweeps==0.2.0` (or `make setup`)") from None
     if not hasattr(sweeps, "next_runs"):  # a `sweeps` folder of sweep files found before the installed package
@@ -39,8 +41,6 @@ def propose(raw: dict, finished: list[tuple[dict, float | None]], n: int, seed: 
     """n new trials ({key: value}) from random or Bayesian search, given the finished ones
     as (values, metric) pairs (metric None: failed or diverged). Seeded: the same history
     gives the same proposals, so an interrupted search replays and skips what is done."""
-    import numpy as np
-
     eng = engine()
     runs = []
     for i, (values, metric) in enumerate(finished):

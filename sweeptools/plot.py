@@ -56,7 +56,7 @@ AXIS_NAMES = {"optim.lr": "learning rate", "optim.weight_decay": "weight decay"}
 
 def octave_ticks(ax, lo: float, hi: float) -> None:
     """x ticks at whole octaves only (2^k, k an integer), every 2nd or 3rd one on a wide axis."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # figures only: slow to import
 
     first, last = math.floor(lo), math.ceil(hi)
     step = max(1, math.ceil((last - first + 1) / 9))
@@ -82,7 +82,7 @@ def draw_optima(ax, stars: list[tuple[float, float, tuple, bool]], y_span: float
 
 
 def draw(v: dict, png: Path) -> None:
-    import matplotlib
+    import matplotlib  # figures only: slow to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

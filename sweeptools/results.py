@@ -14,7 +14,11 @@ import csv
 import json
 import math
 import os
+import re
+import socket
 from pathlib import Path
+
+import yaml
 
 from errors import UserError
 
@@ -105,8 +109,6 @@ def read_multirun(sweep_dir: Path) -> list[dict]:
     """One row per job of a Hydra multirun dir (multirun/<date>/<time>/): the job's overrides
     (.hydra/overrides.yaml) as columns, then the outcome from its summary.json. A job without
     a summary.json (crashed, or still running) is a `failed` row."""
-    import yaml
-
     rows = []
     for job in _jobs(sweep_dir):
         row = {"trial": f"{sweep_dir.name}/{job.name}"}
@@ -151,8 +153,6 @@ WANDB_SWEEP = r"(?:https?://[\w.-]+/)?([\w.-]+)/([\w.-]+)/(?:sweeps/)?([A-Za-z0-
 
 def wandb_sweep_path(text: str) -> str | None:
     """`entity/project/id` when `text` names a W&B sweep rather than a local file, else None."""
-    import re
-
     m = re.fullmatch(WANDB_SWEEP, text.rstrip("/"))
     return "/".join(m.groups()) if m and not Path(text).exists() else None
 
@@ -166,14 +166,12 @@ def read_any(paths: list[str]) -> list[dict]:
 
 def read_wandb(path: str) -> list[dict]:
     """The finished runs of a W&B sweep as results rows; needs the network and `wandb login`."""
-    import socket
-
     try:
         socket.create_connection(("api.wandb.ai", 443), timeout=3).close()
     except OSError:
         raise UserError(f"{path}: no such local file, so read as a W&B sweep id; that needs the network (api.wandb.ai "
                         "is unreachable): plot a local results.csv or multirun dir instead") from None
-    import wandb
+    import wandb  # a W&B sweep path only: slow to import
 
     try:
         sweep = wandb.Api(timeout=30).sweep(path)

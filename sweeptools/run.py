@@ -17,6 +17,7 @@ too): a dir that ran with others is refused in one line naming the difference, s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +29,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+from tqdm import tqdm
 
 import cli
 from errors import UserError
@@ -75,8 +80,6 @@ class Trial:
                 return claimed["identity"]
         hydra = self.dir / ".hydra" / "overrides.yaml"  # what train.py was given: an older runner's trial
         if hydra.exists():
-            import yaml
-
             return identity([str(o) for o in yaml.safe_load(hydra.read_text()) or []])
         return None
 
@@ -197,8 +200,7 @@ class Local:
 def run_submitit(jobs: list[tuple[Trial, list[str]]], out: Path, cluster: str, settings: list[str], on_done) -> None:
     """Trials as one SLURM job array through submitit (Hydra's submitit launcher's library),
     with conf/hydra/launcher/slurm.yaml's settings; `--slurm key=value` overrides them."""
-    import submitit
-    from omegaconf import OmegaConf
+    import submitit  # --launcher slurm only
 
     conf = OmegaConf.to_container(OmegaConf.load(cli.CONF_DIR / "hydra" / "launcher" / "slurm.yaml"))
     conf.pop("defaults", None)
@@ -252,8 +254,6 @@ def with_seeds(sweep: spec.Sweep, seeds: list[int]) -> spec.Sweep:
         return sweep
     if "seed" in sweep.params or any(o.split("=", 1)[0].lstrip("+") == "seed" for o in sweep.fixed + sweep.extra):
         raise UserError(f"{sweep.path}: seed is already set (a parameter or an override): drop it or --seeds")
-    import dataclasses
-
     return dataclasses.replace(sweep, params={**sweep.params, "seed": {"values": list(seeds)}})
 
 
@@ -290,8 +290,6 @@ def run(sweep: spec.Sweep, out: Path, jobs: int = 1, launcher: str = "local", sk
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if threads else {})}
     if use_wandb:  # W&B's own variable: the trials' runs are grouped under the sweep's name
         env.setdefault("WANDB_RUN_GROUP", sweep.path.stem)
-    from tqdm import tqdm
-
     bar = tqdm(total=len(trials) if sweep.method == "grid" else count * max(1, len(seeds)), desc=sweep.path.stem, unit="trial",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
 

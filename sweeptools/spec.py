@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 import assemble
 import cli
 from errors import UserError
@@ -63,8 +65,6 @@ class Sweep:
 
 def load(path: str | Path, extra: list[str] = ()) -> Sweep:
     """Read and check a sweep file; every mistake is one UserError naming the fix."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         found = ", ".join(sorted(p.name for p in Path("sweeps").glob("*.yaml"))[:6])
