@@ -11,9 +11,10 @@ import torch
 import assemble
 import cli
 from conftest import REPO
+from errors import UserError
 from model import GPT
 from optim import build_optimizer, lr_factor, set_lr
-from param import apply_init, build_table, model_config
+from param import apply_init, build_table, model_config, registry
 from param.markdown import END, START, markdown_table
 from records import read_jsonl
 from train import run
@@ -44,6 +45,17 @@ def test_the_readme_table_is_generated_from_the_yaml():
     readme = (REPO / "README.md").read_text()
     section = readme.split(START, 1)[1].split(END, 1)[0]
     assert section.strip() == markdown_table().strip(), "run `make docs`"
+
+
+def test_the_tables_columns_are_the_docs_fields_of_the_yaml(monkeypatch):
+    header = markdown_table().splitlines()[0].split(" | ")[2:]
+    header[-1] = header[-1].removesuffix(" |")
+    assert header == [c.title for c in registry.columns()]
+    shown = {c.overrides[0].removeprefix("param=") for c in registry.columns()}
+    assert shown == set(registry.names()) - {"abc"}  # abc.yaml says docs: null
+    monkeypatch.setattr(registry, "_docs", lambda name: (1, [registry.Column("SP", (f"param={name}",))]))
+    with pytest.raises(UserError, match="the docs column 'SP' is named twice"):
+        registry.columns()
 
 
 def test_the_model_applies_the_tables_multipliers():
