@@ -14,6 +14,7 @@ import numpy as np
 import cli
 from checks import Check
 from checks.core import Sweep, clipped, compose, expectation, judge, run_sweep, selected, slope
+from param import registry
 
 
 def _bounds(r: dict) -> str:
@@ -274,6 +275,8 @@ def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
 # Every parameterization the project supports x {tied, untied}: the width check for all of them
 # (the μP family claims flatness in width, SP growth), the depth check for those with a depth rule
 # (and SP). (label, axis, overrides); the axis's sizes are set here, everything else is the protocol.
+# PARAMS are the README's rows; a parameterization of conf/param/ that none of them selects gets
+# rows of its own (shipped_rows).
 WIDTH_SIZES, DEPTH_SIZES = "check.sizes=[64,128,256,512]", "check.sizes=[2,4,8,16,32]"
 PARAMS = (  # (label, overrides, also checked in depth, embeddings)
     ("sp", ["param=sp"], True, (True, False)), ("mup", ["param=mup"], False, (True, False)),
@@ -285,10 +288,28 @@ PARAMS = (  # (label, overrides, also checked in depth, embeddings)
     ("mup, zero readout", ["param=mup", "param.zero_readout=true"], False, (False,)),
     ("completep, zero readout", ["param=completep", "param.zero_readout=true"], True, (False,)),
 )
+
+
+def claims_depth(overrides) -> bool:
+    """Whether the parameterization of `overrides` makes a claim in depth (coord_check.claims):
+    SP's growth, or the μP family's with a residual-branch exponent alpha."""
+    family, alpha = expectation(cli.compose(["+check=coord", *overrides]))
+    return family == "sp" or (family == "mup" and alpha is not None)
+
+
+def shipped_rows(rows=PARAMS) -> tuple:
+    """`rows`, then one for each variant (registry.variants) of a parameterization no row selects:
+    labelled by its overrides, tied and untied, in depth where it claims something there."""
+    covered = {o for _, overrides, _, _ in rows for o in overrides if o.startswith("param=")}
+    new = [(" ".join(o.removeprefix("param=") for o in v), list(v), claims_depth(v), (True, False))
+           for v in registry.variants() if v[0] not in covered]
+    return (*rows, *new)
+
+
 MATRIX = [
     (label, axis, [*params, f"model.tie_embeddings={str(tied).lower()}", "check.axis=" + axis,
                    WIDTH_SIZES if axis == "width" else DEPTH_SIZES])
-    for axis in ("width", "depth") for label, params, in_depth, ties in PARAMS if axis == "width" or in_depth
+    for axis in ("width", "depth") for label, params, in_depth, ties in shipped_rows() if axis == "width" or in_depth
     for tied in ties
 ]
 

@@ -4,6 +4,7 @@ parameterization that fits the existing rule kinds is one YAML file.
 
 What a file says about itself, beside its rules (docs/parameterizations.md §2):
 - `claim:` the claim its checks judge (read by checks/core.py from the composed config);
+- `untied_only:` why it needs model.tie_embeddings=false (abc: Everett's model), else null;
 - `docs:` its columns in the README's rules table (`python -m param --markdown`, `make docs`):
   `order` places the file among the others, each column has a `title` and the `overrides` that
   make it (beyond `param=<name>`, e.g. spectral's `param.block_depth=1`); `docs: null` gives no
@@ -67,3 +68,11 @@ def columns() -> list[Column]:
     if twice:
         raise UserError(f"conf/param/*.yaml: the docs column {twice[0]!r} is named twice: give each column its own title")
     return out
+
+
+def variants() -> list[tuple[str, ...]]:
+    """Every shipped parameterization as the overrides that select it: its docs columns' (spectral
+    twice, k=1 and k≥2), then param=<name> alone for each file without columns (abc)."""
+    cols = columns()
+    shown = {c.overrides[0] for c in cols}
+    return [c.overrides for c in cols] + [(f"param={n}",) for n in names() if f"param={n}" not in shown]

@@ -45,6 +45,7 @@ A_IN, A_OUT, A_RES = 2.0, 3.0, 1.5
 VOCAB = 64
 REL = 1e-9
 
+# pinned to the page's columns (the table above), not read from conf/param/: abc's §4 has its own tests below
 PARAMS = ("sp", "mup", "depth_mup", "completep", "spectral_k1", "spectral_k2")
 PNAME = {"sp": "SP", "mup": "muP", "depth_mup": "depth-muP", "completep": "CompleteP",
          "spectral_k1": "spectral k=1", "spectral_k2": "spectral k>=2"}
