@@ -309,6 +309,10 @@ def test_help_prints_the_protocol_and_the_flags(capsys):
     assert check_cli.main(coord_check, "coord_check", ["--help"]) == 0
     out = capsys.readouterr().out
     assert "Coordinate check" in out and "--matrix" in out and "check.seeds" in out
+    with pytest.raises(SystemExit) as e:
+        check_cli.main(coord_check, "coord_check", ["param=mup", "--out"])
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and err[-1] == "python -m checks.coord_check: error: argument --out: expected one argument"
 
 
 def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):

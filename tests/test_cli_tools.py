@@ -32,6 +32,18 @@ def test_param_help_prints_the_usage(capsys):
     assert out.startswith("usage: python -m param") and "--by-role" in out and "--diff" in out
 
 
+@pytest.mark.parametrize("argv, error", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--json", "--by-role"], "argument --by-role: not allowed with argument --json"),
+    (["model.width=256", "--diff"], "argument --diff: expected at least one argument"),
+])
+def test_param_flags_are_parsed_by_argparse(capsys, argv, error):
+    with pytest.raises(SystemExit) as e:
+        param_main(argv)
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and err[0].startswith("usage: python -m param") and err[-1] == f"python -m param: error: {error}"
+
+
 def test_by_role_collapses_identical_blocks_with_their_count():
     t = table("model.depth=16", "param=mup")
     text = by_role(t)
