@@ -118,6 +118,6 @@ def build(cfg, vocab: int, device, seed: int, rt=None, compile_blocks: bool = Fa
     table, model = init_model(cfg, vocab, device, seed)
     n_params, fpt = count_params(model), flops_per_token(model)
     step_model = parallel.parallelize(model, cfg.dist, rt, device, compile_blocks=compile_blocks) if rt is not None else model
-    optimizer = build_optimizer(cfg, model, table, device.type)
+    optimizer = build_optimizer(cfg, model, table, device.type, unwrap=parallel.unwrap_name)  # checkpointing renames blocks
     return Built(table, model, step_model, optimizer, make_schedule(cfg, table), n_params, fpt)
 

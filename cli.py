@@ -42,6 +42,11 @@ def data_cache() -> Path:
 CONF_DIR = REPO / "conf"
 
 
+def options(group: str) -> list[str]:
+    """The options of a config group, sorted: the stems of conf/<group>/*.yaml (e.g. param: sp, mup, ...)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
 # UserError, full_errors, guard: errors.py (the bottom of the import graph); re-exported here
 
 
@@ -89,10 +94,10 @@ def compose(overrides: Iterable[str] = (), config_name: str = "config"):
         m = re.search(r"Could not find '([^/']+)/([^']+)'", msg)
         if m:
             group, choice = m.groups()
-            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-            hint = difflib.get_close_matches(choice, options, n=1)
+            known = options(group)
+            hint = difflib.get_close_matches(choice, known, n=1)
             did = f"did you mean {group}={hint[0]}? " if hint else ""
-            raise UserError(f"unknown option {group}={choice}: {did}choose one of {', '.join(options)}") from None
+            raise UserError(f"unknown option {group}={choice}: {did}choose one of {', '.join(known)}") from None
         raise UserError(msg.splitlines()[0]) from None
     except ConfigCompositionException as e:
         msg = str(e)

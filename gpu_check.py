@@ -107,7 +107,7 @@ class Shape:
     dtype: str
     compile: bool
     fall: float  # part 3: nats the val loss must fall by (from ln 50304 = 10.8 at init)
-    params: tuple = ("sp", "mup")  # part 2: the project's parameterizations timed against the reference
+    params: tuple = ("sp", "mup")  # part 2: timed against the reference (a subset: the others differ in their factors only)
     rounds: int = 3  # part 2: interleaved timing rounds of `timed` steps each
     timed: int = 10
 

@@ -339,7 +339,7 @@ def _build(cfg, run_dir: Path, rt, device_name: str, metrics: MetricsLog, t0: fl
     peak, peak_what = peak_flops(device, tc.dtype)
     return Run(cfg=cfg, rt=rt, run_dir=run_dir, metrics=metrics, t0=t0, overrides=overrides, device=device,
                micro_bs=per_rank // rt.world, autocast=autocast, built=b,  # micro_bs: this rank's rows of each micro-batch
-               diag=make_diagnostics(cfg, b.model, b.optimizer, b.table),  # None (no cost) unless diagnostics.interval > 0
+               diag=make_diagnostics(cfg, b.model, b.optimizer, b.table, parallel.unwrap_name),  # None (no cost) unless diagnostics.interval > 0
                scaler=torch.amp.GradScaler(device.type, enabled=tc.dtype == "fp16"),
                train_windows=data.TokenWindows(data_dir, "train", cfg.model.context),
                val_windows=data.TokenWindows(data_dir, "val", cfg.model.context),

@@ -1,8 +1,9 @@
-"""Files, figures and the command line of the parameterization checks (param/py does the
+"""Files, figures and the command line of the parameterization checks (checks/core.py does the
 measuring and judging): values.csv, check.json, log-log PNGs, the printed verdict, `--json`."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -15,6 +16,7 @@ import torch
 import cli
 from checks import Check
 from checks.core import Sweep, clipped, compose, expectation, judge, run_sweep, selected, slope
+from param import registry
 
 
 def _bounds(r: dict) -> str:
@@ -182,28 +184,25 @@ def pyplot():
 
 # ----------------------------------------------------------------------------- command line
 
-USAGE_FLAGS = ("--json", "--out", "--no-plot", "--compare", "--figure", "--matrix", "--markdown", "--rows")
-
-
-def parse(argv: list[str]) -> tuple[list[str], dict]:
-    """Overrides and flags (--json, --out DIR, --no-plot, --compare sp,mup, --figure PATH,
-    --matrix [--markdown])."""
-    overrides, flags, i = [], {}, 0
-    while i < len(argv):
-        a = argv[i]
-        if not a.startswith("--"):
-            overrides.append(a)
-        elif a in ("--json", "--no-plot", "--matrix", "--markdown"):
-            flags[a] = True
-        elif a in ("--out", "--compare", "--figure", "--rows"):
-            if i + 1 >= len(argv):
-                example = {"--compare": "sp,mup", "--rows": "'untied width,completep untied depth'"}.get(a, "outputs/x")
-                raise cli.UserError(f"{a} needs a value, e.g. {a} {example}")
-            flags[a], i = argv[i + 1], i + 1
-        else:
-            raise cli.UserError(f"unknown flag {a}: use {', '.join(USAGE_FLAGS)}")
-        i += 1
-    return overrides, flags
+def parser(tool: Check, name: str) -> argparse.ArgumentParser:
+    """The checks' shared command line: config overrides (check.*, conf/check/coord.yaml, and any
+    other key) and the flags below, in any order."""
+    ap = argparse.ArgumentParser(prog=f"python -m checks.{name}", description=(tool.__doc__ or "").strip(),
+                                 epilog="overrides: any config key, e.g. check.sizes=[64,128,256] check.seeds=[1,2,3]",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    ap.add_argument("-h", "--help", action="store_true", help="show this help message and exit")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. param=mup check.axis=depth")
+    ap.add_argument("--json", action="store_true", help='print {"slopes": {...}, "verdict": {...}} instead of the verdict')
+    ap.add_argument("--out", metavar="DIR", help="where values.csv, check.json and the figures go "
+                                                 f"(default outputs/checks/{name}-<param>-<optim>-<axis>)")
+    ap.add_argument("--no-plot", action="store_true", help="write no figures")
+    ap.add_argument("--compare", metavar="P,P", help="check each of these parameterizations, drawn side by side, e.g. sp,mup")
+    ap.add_argument("--figure", metavar="PATH", help="with --compare: the figure's file")
+    ap.add_argument("--matrix", action="store_true", help="every parameterization x tied/untied x axis: the README's verdict table")
+    ap.add_argument("--markdown", action="store_true", help="with --matrix: the table as markdown")
+    ap.add_argument("--rows", metavar="WORDS,...", help="with --matrix: only the rows whose 'param embeddings axis' has all "
+                                                        "the words of one pattern, e.g. 'completep untied depth,untied width'")
+    return ap
 
 
 def check_one(tool: Check, overrides: list[str], name: str) -> tuple:
@@ -224,43 +223,44 @@ def check_one(tool: Check, overrides: list[str], name: str) -> tuple:
 
 def main(tool: Check, name: str, argv: list[str]) -> int:
     """The shared command line of the checks; exit code 0 unless a claim fails (1)."""
-    if "--help" in argv or "-h" in argv:
-        print((tool.__doc__ or "").strip())
-        print(f"\nflags: {', '.join(USAGE_FLAGS)}; overrides: any config key, e.g. check.sizes=[64,128,256] check.seeds=[1,2,3]")
+    ap = parser(tool, name)
+    args = ap.parse_intermixed_args(argv)
+    if args.help:  # printed here rather than by argparse's exit, so that main returns 0
+        print(ap.format_help(), end="")
         return 0
-    overrides, flags = parse(argv)
-    if "--rows" in flags and "--matrix" not in flags:
+    if args.rows is not None and not args.matrix:
         raise cli.UserError("--rows picks rows of the --matrix table: add --matrix")
-    if "--matrix" in flags:
-        rows = run_matrix(tool, name, overrides, matrix_rows(flags.get("--rows")))
-        print(matrix_table(rows, markdown=bool(flags.get("--markdown"))))
+    if args.matrix:
+        rows = run_matrix(tool, name, args.overrides, matrix_rows(args.rows))
+        print(matrix_table(rows, markdown=args.markdown))
         return 1 if any(r["status"] == "FAIL" for r in rows) else 0
-    if "--markdown" in flags:
+    if args.markdown:
         raise cli.UserError("--markdown formats the --matrix table: add --matrix")
-    if "--compare" in flags:
-        return compare(tool, name, overrides, flags)
-    cfg, sweep, verdict, quantities = check_one(tool, overrides, name)
+    if args.compare is not None:
+        return compare(tool, name, args.overrides, args.compare, args.figure)
+    cfg, sweep, verdict, quantities = check_one(tool, args.overrides, name)
     default = Path("outputs") / "checks" / f"{name}-{cfg.param.name}-{cfg.optim.name}-{cfg.check.axis}"
-    out = Path(flags.get("--out") or default)
+    out = Path(args.out or default)
     write_data(out, sweep, verdict, quantities)
-    if not flags.get("--no-plot"):
+    if not args.no_plot:
         tool.plot(sweep, quantities, out)
-    if flags.get("--json"):
+    if args.json:
         print(json.dumps(summary(sweep, verdict, quantities)))
     else:
         print(format_verdict(sweep, verdict, quantities))
-        print(f"  wrote {out}/values.csv, check.json" + ("" if flags.get("--no-plot") else ", *.png"))
+        print(f"  wrote {out}/values.csv, check.json" + ("" if args.no_plot else ", *.png"))
     return 1 if verdict["status"] == "FAIL" else 0
 
 
-def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
-    """Sweep each parameterization of --compare (e.g. sp,mup) and draw them side by side."""
-    params = [p for p in flags["--compare"].split(",") if p]
+def compare(tool, name: str, overrides: list[str], which: str, figure: str | None = None) -> int:
+    """Sweep each parameterization of `which` (--compare, e.g. sp,mup) and draw them side by side
+    (in `figure`, --figure; default outputs/checks/<check>-sp-vs-mup.png)."""
+    params = [p for p in which.split(",") if p]
     if len(params) < 2:
-        raise cli.UserError(f"--compare {flags['--compare']}: give two or more parameterizations, e.g. --compare sp,mup")
+        raise cli.UserError(f"--compare {which}: give two or more parameterizations, e.g. --compare sp,mup")
     results = [check_one(tool, [*overrides, f"param={p}"], name) for p in params]
     quantities = results[0][3]
-    figure = Path(flags.get("--figure") or Path("outputs") / "checks" / f"{name}-{'-vs-'.join(params)}.png")
+    figure = Path(figure or Path("outputs") / "checks" / f"{name}-{'-vs-'.join(params)}.png")
     tool.plot_compare([(p, r[1]) for p, r in zip(params, results)], quantities, figure)
     for _, sweep, verdict, q in results:
         print(format_verdict(sweep, verdict, q))
@@ -273,6 +273,8 @@ def compare(tool, name: str, overrides: list[str], flags: dict) -> int:
 # Every parameterization the project supports x {tied, untied}: the width check for all of them
 # (the μP family claims flatness in width, SP growth), the depth check for those with a depth rule
 # (and SP). (label, axis, overrides); the axis's sizes are set here, everything else is the protocol.
+# PARAMS are the README's rows; a parameterization of conf/param/ that none of them selects gets
+# rows of its own (shipped_rows).
 WIDTH_SIZES, DEPTH_SIZES = "check.sizes=[64,128,256,512]", "check.sizes=[2,4,8,16,32]"
 PARAMS = (  # (label, overrides, also checked in depth, embeddings)
     ("sp", ["param=sp"], True, (True, False)), ("mup", ["param=mup"], False, (True, False)),
@@ -284,10 +286,28 @@ PARAMS = (  # (label, overrides, also checked in depth, embeddings)
     ("mup, zero readout", ["param=mup", "param.zero_readout=true"], False, (False,)),
     ("completep, zero readout", ["param=completep", "param.zero_readout=true"], True, (False,)),
 )
+
+
+def claims_depth(overrides) -> bool:
+    """Whether the parameterization of `overrides` makes a claim in depth (coord_check.claims):
+    SP's growth, or the μP family's with a residual-branch exponent alpha."""
+    family, alpha = expectation(cli.compose(["+check=coord", *overrides]))
+    return family == "sp" or (family == "mup" and alpha is not None)
+
+
+def shipped_rows(rows=PARAMS) -> tuple:
+    """`rows`, then one for each variant (registry.variants) of a parameterization no row selects:
+    labelled by its overrides, tied and untied, in depth where it claims something there."""
+    covered = {o for _, overrides, _, _ in rows for o in overrides if o.startswith("param=")}
+    new = [(" ".join(o.removeprefix("param=") for o in v), list(v), claims_depth(v), (True, False))
+           for v in registry.variants() if v[0] not in covered]
+    return (*rows, *new)
+
+
 MATRIX = [
     (label, axis, [*params, f"model.tie_embeddings={str(tied).lower()}", "check.axis=" + axis,
                    WIDTH_SIZES if axis == "width" else DEPTH_SIZES])
-    for axis in ("width", "depth") for label, params, in_depth, ties in PARAMS if axis == "width" or in_depth
+    for axis in ("width", "depth") for label, params, in_depth, ties in shipped_rows() if axis == "width" or in_depth
     for tied in ties
 ]
 

@@ -2,6 +2,6 @@
 whose forward takes its multipliers from outside."""
 
 from model.gpt import GPT, GPTConfig, Scales, count_params, flops_per_token
-from model.roles import HIDDEN_ROLES, MATRIX_ROLES, ROLES, block_of, clean_name, role_of
+from model.roles import HIDDEN_ROLES, MATRIX_ROLES, ROLES, block_of, role_of
 
-__all__ = ["GPT", "GPTConfig", "Scales", "count_params", "flops_per_token", "ROLES", "MATRIX_ROLES", "HIDDEN_ROLES", "role_of", "block_of", "clean_name"]
+__all__ = ["GPT", "GPTConfig", "Scales", "count_params", "flops_per_token", "ROLES", "MATRIX_ROLES", "HIDDEN_ROLES", "role_of", "block_of"]

@@ -1,8 +1,9 @@
 """Every parameter of the GPT has a role, derived from its name alone.
 
 Roles are what the parameterization table (param/) keys its rules on; deriving them from
-names (not tensor attributes) keeps them valid through FSDP2, torch.compile and
-checkpoints (README, "The table").
+names (not tensor attributes) keeps them valid through sharding and checkpoints (README, "The
+table"). The names are the model's own: prefixes that a wrapper puts into them are the parallel
+layer's to strip (parallel.unwrap_name), before a name comes here.
 """
 
 from __future__ import annotations
@@ -38,16 +39,9 @@ _PATTERNS = [
 ]
 _COMPILED = [(re.compile(p), role) for p, role in _PATTERNS]
 _BLOCK = re.compile(r"blocks\.(\d+)\.")
-# wrappers that torch.compile / FSDP / checkpointing insert into names
-_WRAPPERS = re.compile(r"(_orig_mod\.|_fsdp_wrapped_module\.|_checkpoint_wrapped_module\.|module\.)")
-
-
-def clean_name(name: str) -> str:
-    return _WRAPPERS.sub("", name)
 
 
 def role_of(name: str) -> str:
-    name = clean_name(name)
     for pattern, role in _COMPILED:
         if pattern.fullmatch(name):
             return role
@@ -56,5 +50,5 @@ def role_of(name: str) -> str:
 
 def block_of(name: str) -> int | None:
     """Index of the transformer block a parameter lives in (None for embeddings, final LN, readout)."""
-    m = _BLOCK.match(clean_name(name))
+    m = _BLOCK.match(name)
     return int(m.group(1)) if m else None

@@ -9,20 +9,21 @@ from collections import defaultdict
 import torch
 
 from errors import UserError
-from model import HIDDEN_ROLES, clean_name
+from model import HIDDEN_ROLES
 from param.scaling import spec_config, spec_of
 
 
-def param_groups(model: torch.nn.Module, table, kind=lambda row: "") -> list[dict]:
+def param_groups(model: torch.nn.Module, table, kind=lambda row: "", unwrap=lambda name: name) -> list[dict]:
     """One group per distinct (lr, weight_decay, eps, kind(row)). `kind` separates tensors that
     need different treatment at equal hyperparameters (hidden matrices for an extra warmup or
-    for Muon, W_qkv for per-Q/K/V orthogonalisation)."""
+    for Muon, W_qkv for per-Q/K/V orthogonalisation). `unwrap` turns a wrapped model's parameter
+    names into the table's (parallel.unwrap_name, from the caller that wrapped it)."""
     rows = table.by_name()
     groups: dict[tuple, list] = defaultdict(list)
     names: dict[tuple, list] = defaultdict(list)
     seen = set()
     for name, p in model.named_parameters():
-        name = clean_name(name)
+        name = unwrap(name)
         if name not in rows:
             raise KeyError(f"parameter {name} is missing from the param table")
         seen.add(name)
@@ -107,12 +108,13 @@ def target(o):
                         "name one as module.Name, e.g. torch.optim.AdamW") from None
 
 
-def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str):
+def build_optimizer(cfg, model: torch.nn.Module, table, device_type: str, unwrap=lambda name: name):
     """The optimizer conf/optim/<name>.yaml describes: its _target_ called with the param groups,
     the optim.* values its `args` name, and its `speed` (conf/optim/adamw.yaml shows the fields).
-    A new optimizer is its class (none to write if torch has it) and one YAML file."""
+    A new optimizer is its class (none to write if torch has it) and one YAML file. `unwrap`:
+    as param_groups'."""
     o = spec_config(cfg.optim)
-    groups = param_groups(model, table, _kind(cfg))
+    groups = param_groups(model, table, _kind(cfg), unwrap)
     if o.get("nesterov") and not float(o.get("momentum") or 0) > 0:
         raise UserError("optim.nesterov=true needs optim.momentum > 0")
     if not spec_of(o).eps:

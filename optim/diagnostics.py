@@ -32,7 +32,7 @@ import torch
 
 import cli
 from errors import UserError
-from model import HIDDEN_ROLES, MATRIX_ROLES, clean_name
+from model import HIDDEN_ROLES, MATRIX_ROLES
 
 LINEAR_ROLES = (*HIDDEN_ROLES, "readout")
 
@@ -57,8 +57,9 @@ def eps_counts(named_params, optimizer) -> dict[str, tuple[int, int]]:
     return out
 
 
-def make_diagnostics(cfg, model, optimizer, table) -> "Diagnostics | None":
-    """None unless `diagnostics.interval` > 0 (the key may be absent: then off)."""
+def make_diagnostics(cfg, model, optimizer, table, unwrap=lambda name: name) -> "Diagnostics | None":
+    """None unless `diagnostics.interval` > 0 (the key may be absent: then off). `unwrap` turns the
+    model's parameter names into the table's (parallel.unwrap_name for a wrapped model)."""
     interval = _setting(cfg, "interval", 0)
     max_tokens = _setting(cfg, "max_tokens", 4096)
     for key, value in (("diagnostics.interval", interval), ("diagnostics.max_tokens", max_tokens)):
@@ -67,19 +68,19 @@ def make_diagnostics(cfg, model, optimizer, table) -> "Diagnostics | None":
         return None
     if (cfg.get("dist") or {}).get("strategy") == "fsdp2":
         raise UserError("diagnostics.interval needs whole weight matrices: not available with dist=fsdp2 yet; use dist=ddp or one process")
-    return Diagnostics(model, optimizer, table, interval, bool(_setting(cfg, "per_layer", False)), max_tokens)
+    return Diagnostics(model, optimizer, table, interval, bool(_setting(cfg, "per_layer", False)), max_tokens, unwrap)
 
 
 class Diagnostics:
-    def __init__(self, model, optimizer, table, interval: int, per_layer: bool, max_tokens: int):
+    def __init__(self, model, optimizer, table, interval: int, per_layer: bool, max_tokens: int, unwrap=lambda name: name):
         self.model, self.optimizer, self.interval = model, optimizer, interval
         self.per_layer, self.max_tokens = per_layer, max_tokens
         rows = table.by_name()
-        self.params = [(clean_name(n), p, rows[clean_name(n)].role) for n, p in model.named_parameters()]
+        self.params = [(unwrap(n), p, rows[unwrap(n)].role) for n, p in model.named_parameters()]
         self.matrices = [(n, p, role) for n, p, role in self.params if role in MATRIX_ROLES]
         self.linears = {}  # weight name -> module whose input is X
         for mod_name, module in model.named_modules():
-            name = clean_name(f"{mod_name}.weight")
+            name = unwrap(f"{mod_name}.weight")
             if isinstance(module, torch.nn.Linear) and name in rows and rows[name].role in LINEAR_ROLES:
                 self.linears[name] = module
         self.before_w: dict[str, torch.Tensor] = {}

@@ -4,6 +4,8 @@ block, then fully_shard each block, then the root."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import init_device_mesh
@@ -13,10 +15,20 @@ from errors import UserError
 from parallel.runtime import Runtime
 
 MP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# what wrappers put into parameter names: activation checkpointing (below: the GPT's blocks), DDP's
+# `module.` (the step model's), FSDP1 and a whole-model torch.compile (FSDP2 and per-block compile add nothing)
+_WRAPPERS = re.compile(r"(_orig_mod\.|_fsdp_wrapped_module\.|_checkpoint_wrapped_module\.|module\.)")
+
+
+def unwrap_name(name: str) -> str:
+    """A parameter's name as the model gives it, without the wrappers' prefixes: the name the table
+    (param/) has a row for. The layers below get it from their caller (assemble, train.py)."""
+    return _WRAPPERS.sub("", name)
 
 
 def parallelize(model: torch.nn.Module, dcfg, rt: Runtime, device: torch.device, compile_blocks: bool) -> torch.nn.Module:
-    """The module to train (the model itself, or its DDP wrapper); parameters keep their names."""
+    """The module to train (the model itself, or its DDP wrapper); parameters keep their names up to
+    the wrappers' prefixes (unwrap_name)."""
     if dcfg.activation_checkpointing:
         for i, block in enumerate(model.blocks):
             model.blocks[i] = checkpoint_wrapper(block)

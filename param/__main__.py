@@ -1,8 +1,5 @@
 """Print the parameterization table of a config without training.
 
-usage: python -m param [overrides ...] [--json | --by-role | --cfg | --diff <overrides ...>]
-       python -m param --markdown [--write README.md]
-
     python -m param param=sp optim=adamw model.width=512 model.depth=8
     python -m param ... --by-role           # one row per role and block kind, identical blocks collapsed (xN)
     python -m param ... --json              # {"globals": {...}, "tensors": [{...}, ...]}
@@ -15,6 +12,7 @@ Overrides are Hydra's key=value (the same as train.py's). The full table is the 
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -26,7 +24,6 @@ import cli
 from param.markdown import markdown_table, write_readme
 from param.table import _g, build_table
 
-FLAGS = ("--json", "--by-role", "--cfg", "--diff", "--markdown", "--write", "--help", "-h")
 CELLS = ("init_std", "multiplier", "lr", "weight_decay", "eps")
 
 
@@ -91,47 +88,52 @@ def by_role(table) -> str:
     return "\n".join(head) + "\n" + body + rest
 
 
-def _usage() -> str:
-    return __doc__.split("\n\n", 1)[1].rstrip()
+def parser() -> argparse.ArgumentParser:
+    summary, examples = __doc__.split("\n\n", 1)
+    ap = argparse.ArgumentParser(prog="python -m param", description=summary, epilog="examples:\n" + examples.rstrip(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    ap.add_argument("-h", "--help", action="store_true", help="show this help message and exit")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra overrides, as train.py takes them")
+    show = ap.add_mutually_exclusive_group()  # what to print instead of the full table
+    show.add_argument("--json", action="store_true", help='the table as JSON: {"globals": {...}, "tensors": [...]}')
+    show.add_argument("--by-role", action="store_true", help="one row per role and block kind, identical blocks collapsed")
+    show.add_argument("--cfg", action="store_true", help="the composed config (every key you can override)")
+    show.add_argument("--diff", nargs="+", metavar="key=value",
+                      help="a second table with these overrides added, side by side (every argument after it)")
+    show.add_argument("--markdown", action="store_true", help="the rules of every parameterization, as a table")
+    ap.add_argument("--write", nargs="?", const=str(cli.REPO / "README.md"), metavar="README.md",
+                    help="with --markdown: rewrite that file's table section (default: the repository's README.md)")
+    return ap
 
 
 @cli.guard
 def main(argv: list[str]) -> None:
-    if "--help" in argv or "-h" in argv:
-        print(_usage())
+    ap = parser()
+    args = ap.parse_intermixed_args(argv)
+    if args.help:  # printed here rather than by argparse's exit, so that main returns
+        print(ap.format_help(), end="")
         return
-    args = [a for a in argv if not a.startswith("--") and not a.endswith(".md")]
-    flags = [a for a in argv if a.startswith("--")]
-    if "--cfg" in flags:
-        print(OmegaConf.to_yaml(cli.compose(args)))
+    if args.write and not args.markdown:
+        raise cli.UserError("--write rewrites the --markdown table in a file: add --markdown")
+    if args.cfg:
+        print(OmegaConf.to_yaml(cli.compose(args.overrides)))
         return
-    if "--diff" in flags:
-        i = argv.index("--diff")
-        extra = argv[i + 1 :]
-        if not extra:
-            raise cli.UserError("--diff needs overrides after it, e.g. --diff param=sp")
-        base = argv[:i]
+    if args.diff:
+        base, extra = args.overrides, args.diff
         _, a = _table(base)
         _, b = _table(base + extra)
         print(f"left: {' '.join(base) or '(defaults)'}   right: + {' '.join(extra)}")
         print(_diff(a, b))
         return
-    if "--markdown" in flags:
-        if "--write" in flags:
-            i = argv.index("--write")
-            target = Path(argv[i + 1]) if i + 1 < len(argv) else cli.REPO / "README.md"
+    if args.markdown:
+        if args.write:
+            target = Path(args.write)
             print(f"{target}: {'updated' if write_readme(target) else 'already up to date'}")
         else:
             print(markdown_table())
         return
-    unknown = [f for f in flags if f not in ("--json", "--by-role")]
-    if unknown:
-        raise cli.UserError(f"unknown flag {unknown[0]}: use --json, --by-role, --diff <overrides>, --cfg or --markdown "
-                            "(`python -m param --help`)")
-    if "--json" in flags and "--by-role" in flags:
-        raise cli.UserError("--json and --by-role: pick one (--json always lists every tensor)")
-    _, table = _table(args)
-    print(table.to_json() if "--json" in flags else by_role(table) if "--by-role" in flags else table.format())
+    _, table = _table(args.overrides)
+    print(table.to_json() if args.json else by_role(table) if args.by_role else table.format())
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Initialise a model's tensors from the table's init column (by name, so it works on any
-wrapper the name survives)."""
+"""Initialise a model's tensors from the table's init column, by name (the model's own: init
+comes before any wrapper, assemble.build)."""
 
 from __future__ import annotations
 
 import torch
 
-from model import GPT, clean_name
+from model import GPT
 from param.table import build_table, model_config
 
 
@@ -13,7 +13,7 @@ from param.table import build_table, model_config
 def apply_init(model: torch.nn.Module, table, generator: torch.Generator | None = None) -> None:
     rows = table.by_name()
     for name, t in model.named_parameters():
-        row = rows[clean_name(name)]
+        row = rows[name]
         if row.init.startswith("normal"):
             t.normal_(0.0, row.init_std, generator=generator)
             if row.init == "normal_zero_query":  # W_qkv is (3·width, width): Q is the first third of the rows

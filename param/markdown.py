@@ -1,5 +1,6 @@
 """The README's table of rules (parameterization x optimizer family x role -> factor), generated
-from the YAML so the docs and the code cannot disagree.
+from the YAML so the docs and the code cannot disagree: the columns are the parameterizations'
+`docs:` fields (param/registry.py), the cells their rules.
 
     python -m param --markdown            # print it
     make docs                             # rewrite the README section between the markers
@@ -12,16 +13,9 @@ from pathlib import Path
 import cli
 from param.scaling import wd_on_vectors
 from param.expr import render
+from param.registry import columns
 from param.rules import rules_for
 
-COLUMNS = [  # (header, overrides)
-    ("SP", ["param=sp"]),
-    ("μP", ["param=mup"]),
-    ("depth-μP", ["param=depth_mup"]),
-    ("CompleteP", ["param=completep"]),
-    ("spectral k=1", ["param=spectral", "param.block_depth=1"]),
-    ("spectral k≥2", ["param=spectral"]),
-]
 ROLES = [  # (label, lookup role)
     ("embedding (wte, wpe)", "embedding"),
     ("hidden (W_qkv, W_fc)", "attn_qkv"),
@@ -44,7 +38,7 @@ def _cell(factor, base: str, env) -> str:
 
 
 def markdown_table() -> str:
-    cols = [(h, *_rules(o)) for h, o in COLUMNS]
+    cols = [(c.title, *_rules(c.overrides)) for c in columns()]  # each parameterization's docs: (conf/param/*.yaml)
     lines = ["| quantity | tensor | " + " | ".join(h for h, _, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
 
     def row(quantity, label, cells):

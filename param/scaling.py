@@ -19,7 +19,7 @@ import math
 
 from omegaconf import OmegaConf
 
-from cli import CONF_DIR
+from cli import CONF_DIR, options
 from errors import UserError
 from model import HIDDEN_ROLES, MATRIX_ROLES
 from param.expr import evaluate
@@ -58,8 +58,7 @@ def spec_config(o):
         return o
     path = CONF_DIR / "optim" / f"{o.name}.yaml"
     if not path.is_file():
-        names = sorted(f.stem for f in (CONF_DIR / "optim").glob("*.yaml"))
-        raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(names)} (or give optim._target_, "
+        raise UserError(f"optim={o.name!r} is unknown: choose one of {', '.join(options('optim'))} (or give optim._target_, "
                         "optim.args, optim.speed and optim.rules)")
     shipped = OmegaConf.load(path)
     return OmegaConf.merge({k: shipped[k] for k in REGISTRY_KEYS if k in shipped}, o)

@@ -148,9 +148,9 @@ def check_param(cfg) -> None:
             f"param.base_width={p.base_width} is not a multiple of model.head_dim={mc.head_dim}: the base model "
             "must have whole heads; pick a base_width that is a multiple of head_dim"
         )
-    untied_only = [f for f in ("zero_readout",) if p.get(f)] + (["abc"] if p.name == "abc" else [])
-    if untied_only and mc.tie_embeddings:
-        what = "param=abc (Everett et al. use untied embeddings)" if "abc" in untied_only else "param.zero_readout=true"
+    reason = p.get("untied_only")  # the parameterization's own (abc.yaml), else a flag that needs it
+    if mc.tie_embeddings and (reason or p.get("zero_readout")):
+        what = f"param={p.name} ({reason})" if reason else "param.zero_readout=true"
         raise UserError(f"{what} needs a separate readout matrix: add model.tie_embeddings=false")
 
 

@@ -77,7 +77,7 @@ def test_quick_bench_writes_both_timings_and_the_ratio(tmp_path, capsys, keep_th
     assert {r["dtype"] for r in out["runs"]} == {"fp32", "bf16"}
     for r in out["runs"]:
         assert r["reference"]["ms_per_step"] > 0 and len(r["reference"]["ms_rounds"]) == r["rounds"] == 1
-        assert set(r["project"]) == {"sp", "mup", "spectral"}
+        assert set(r["project"]) == set(bench.PARAMS)
         for p in r["project"].values():
             assert p["ms_per_step"] > 0
             assert p["ratio"] == pytest.approx(r["reference"]["ms_per_step"] / p["ms_per_step"], rel=1e-3)

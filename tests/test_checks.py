@@ -22,6 +22,7 @@ import torch
 import cli
 from conftest import TINY, run_cli
 from checks import runner as check_cli, core as checks, coord_check, spectral_check
+from param import registry
 from records import read_jsonl
 from train import run
 
@@ -308,6 +309,10 @@ def test_help_prints_the_protocol_and_the_flags(capsys):
     assert check_cli.main(coord_check, "coord_check", ["--help"]) == 0
     out = capsys.readouterr().out
     assert "Coordinate check" in out and "--matrix" in out and "check.seeds" in out
+    with pytest.raises(SystemExit) as e:
+        check_cli.main(coord_check, "coord_check", ["param=mup", "--out"])
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and err[-1] == "python -m checks.coord_check: error: argument --out: expected one argument"
 
 
 def test_json_flag_prints_slopes_and_verdict(data_root, tmp_path):
@@ -338,11 +343,20 @@ def test_verdict_matrix_runs_each_configuration_and_prints_a_markdown_table(data
     table = check_cli.matrix_table(rows, markdown=True).splitlines()
     assert table[0].startswith("| param | embeddings | axis |") and len(table) == 4
     assert table[2].startswith("| mup | untied | width | 32,64,128 | 2 | PASS |")
+
+
+def test_the_verdict_matrix_has_every_parameterization_of_conf_param():
     rows = {(label, axis, "model.tie_embeddings=true" in o) for label, axis, o in check_cli.MATRIX}
-    for p in ("sp", "mup", "depth_mup", "completep", "spectral k=1", "spectral k>=2", "abc (μP preset)"):
-        assert {(p, "width", True), (p, "width", False)} <= rows  # every parameterization, tied and untied
-    for p in ("sp", "depth_mup", "completep", "spectral k=1", "spectral k>=2"):
-        assert {(p, "depth", True), (p, "depth", False)} <= rows  # and in depth where it has a depth rule
+    selected = {(o[0], axis, "model.tie_embeddings=true" in o) for _, axis, o in check_cli.MATRIX}  # o[0]: param=<name>
+    for name in registry.names():  # every parameterization, tied and untied
+        assert {(f"param={name}", "width", True), (f"param={name}", "width", False)} <= selected, name
+    for label, overrides, in_depth, ties in check_cli.PARAMS:  # and in depth where it makes a depth claim
+        assert in_depth == check_cli.claims_depth(overrides), label
+        assert in_depth == all((label, "depth", tied) in rows for tied in ties), label
+    # a parameterization no row names gets its own rows, labelled by its overrides
+    added = check_cli.shipped_rows(check_cli.PARAMS[:2])[2:]
+    assert [(label, in_depth) for label, _, in_depth, _ in added] == [
+        ("depth_mup", True), ("completep", True), ("spectral param.block_depth=1", True), ("spectral", True), ("abc", False)]
 
 
 @pytest.mark.parametrize("overrides, message", [

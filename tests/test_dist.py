@@ -52,6 +52,22 @@ def test_fsdp2_on_two_ranks_trains_what_one_process_trains_and_resumes_on_one(ti
     assert max(abs(x - y) for x, y in zip(tail, [x for s, x in b if s > 3])) < 1e-5
 
 
+def test_checkpointed_blocks_get_the_param_groups_and_diagnostics_of_plain_ones(tiny_cfg):
+    """Activation checkpointing renames the blocks' parameters (blocks.0._checkpoint_wrapped_module.attn...);
+    parallel.unwrap_name gives the optimizer and the diagnostics the table's names back."""
+    import assemble
+    import parallel
+    from optim.diagnostics import make_diagnostics
+
+    cfg = tiny_cfg("dist.activation_checkpointing=true", "diagnostics.interval=1")
+    vocab, cpu = assemble.vocab_size(cfg), torch.device("cpu")
+    plain, wrapped = assemble.build(cfg, vocab, cpu, 0), assemble.build(cfg, vocab, cpu, 0, rt=parallel.Runtime())
+    assert any("_checkpoint_wrapped_module" in n for n, _ in wrapped.model.named_parameters())
+    assert [g["names"] for g in wrapped.optimizer.param_groups] == [g["names"] for g in plain.optimizer.param_groups]
+    diag = make_diagnostics(cfg, wrapped.model, wrapped.optimizer, wrapped.table, parallel.unwrap_name)
+    assert sorted(n for n, _, _ in diag.params) == sorted(r.name for r in wrapped.table.rows)
+
+
 def test_a_single_process_checkpoint_is_refused_under_torchrun_in_one_line(tiny_cfg, tmp_path):
     import parallel as distmod
 

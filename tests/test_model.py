@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from model import GPT, GPTConfig, Scales, count_params, flops_per_token, role_of
+from parallel import unwrap_name
 
 
 def small(**kw) -> GPTConfig:
@@ -26,8 +27,9 @@ def test_every_parameter_has_a_role_from_its_name():
 
 
 def test_role_survives_compile_and_fsdp_name_wrappers():
-    assert role_of("_orig_mod.blocks.3.attn.qkv.weight") == "attn_qkv"
-    assert role_of("_fsdp_wrapped_module.blocks.0.mlp.proj.weight") == "mlp_out"
+    assert role_of(unwrap_name("_orig_mod.blocks.3.attn.qkv.weight")) == "attn_qkv"  # the parallel layer strips them
+    assert role_of(unwrap_name("_fsdp_wrapped_module.blocks.0.mlp.proj.weight")) == "mlp_out"
+    assert role_of(unwrap_name("blocks.1._checkpoint_wrapped_module.attn.out.weight")) == "attn_out"
     with pytest.raises(KeyError, match="model/roles.py"):
         role_of("blocks.0.mystery.weight")
 
