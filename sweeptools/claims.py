@@ -36,11 +36,13 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 import cli
 from errors import UserError
-from sweeptools import plot, results, spec
+from sweeptools import plot, results, spec, transfer
 from sweeptools import run as runner
-from sweeptools.verdict import octave, verdict
+from sweeptools.verdict import cells, octave, verdict
 
 CLAIMS_DIR = cli.REPO / "sweeps" / "claims"
 DOCS_DIR = cli.REPO / "docs" / "results"
@@ -70,8 +72,6 @@ class Claim:
 
 def load(path: Path) -> Claim:
     """Read and check a claim file; every mistake is one UserError naming the fix."""
-    import yaml
-
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -133,8 +133,6 @@ def label_of(values: dict, panel: list[str]) -> str:
 def needed(rows: list[dict], x: str, by: str, panel: list[str], seeds: int, metric: str) -> dict[tuple, int]:
     """{(panel label, size, x): seeds present} for every optimum and its grid neighbours whose
     cell has fewer than `seeds` seeds (the points the verdict's margin is measured at)."""
-    from sweeptools.verdict import cells
-
     want = {}
     for label, sizes in cells(rows, x, by, panel, metric).items():
         for size, curve in sizes.items():
@@ -182,8 +180,6 @@ def key_of(point: dict, panel: list[str], claim: Claim) -> tuple:
 def demo_rows(name: str, demo_out: Path, jobs: int, extra: list[str], ran: set) -> list[dict]:
     """The rows of one of `make demo`'s sweeps (it runs, or resumes, once per call)."""
     if demo_out not in ran:
-        from sweeptools import transfer
-
         transfer.main(["--out", str(demo_out), "--jobs", str(jobs), *extra])
         ran.add(demo_out)
     return results.read([str(demo_out / name / "results.csv")])
@@ -262,7 +258,7 @@ def judge(claim: Claim, rows: list[dict], metric: str = "final_val_loss") -> dic
         doublings = math.log2(max(sizes) / min(sizes)) if sizes else 0.0
         predicted = p["rate"] * doublings if p.get("rate") is not None else None
         decidable = p["expect"] != "drifts" or predicted is None or abs(predicted) >= DRIFT_OCTAVES - TOL
-        if not decidable and call == "disagrees":  # the paper's own drift over this range is below what the grid resolves
+        if not decidable and j["measured"] != "drifts":  # the paper's own drift over this range is below what the grid resolves
             call = "undecided"
             j["why"] += (f"; at the paper's {p['rate']:+.2g} octave per doubling the drift over these {doublings:.2g} doublings "
                          f"would be {predicted:+.2g} octave, under the {DRIFT_OCTAVES:g} that call a drift: this scale cannot decide it")
@@ -336,7 +332,8 @@ def summary_table(records: list[dict], link: str = "") -> list[str]:
 
 
 def anchor(r: dict) -> str:
-    return re.sub(r"[^a-z0-9 -]", "", f"({r.get('letter', '')}) {r['title']}".lower()).replace(" ", "-")
+    """GitHub's heading anchor: lower case, punctuation dropped (letters of any script kept), spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", f"({r.get('letter', '')}) {r['title']}".lower()).replace(" ", "-")
 
 
 def cell_text(c: dict | None) -> str:
@@ -366,6 +363,9 @@ def section(r: dict) -> list[str]:
     out += ["", f"**Verdict: {r['call']}.** " + verdict_sentence(r), ""]
     if r.get("setting"):
         out += [f"**Their setting and ours**: {r['setting'].strip()}", ""]
+    skipped = [f"`{', '.join(e['skip'])}` of `{e['file']}`" for e in r.get("sweeps") or [] if e.get("skip")]
+    if skipped:
+        out += [f"Left out to fit the CPU budget: {'; '.join(skipped)}.", ""]
     if r.get("discussion"):
         out += [r["discussion"].strip(), ""]
     return out
@@ -387,16 +387,20 @@ def report(docs: Path = DOCS_DIR, md: Path = REPORT, readme: Path | None = READM
     cpu = sum(r.get("cpu_time_s", 0) for r in records)
     rel = Path(docs.name)
     lines = ["# The papers' claims at CPU scale", "",
-             "Every claim that a CPU sweep file in `sweeps/` encodes, run on a 2-core CPU with seeds and judged against "
-             "the paper's own result. `make results` regenerates all of it; this page is rendered from the verdicts in "
-             f"`docs/{rel}/*.json` alone (`python -m sweeptools.claims report`). How a verdict is reached: "
-             "`sweeptools/claims.py` (an optimum *holds* when it stays within one octave at every size, *drifts* when it "
-             "moves two octaves or more; with seeds, an optimum the seeds cannot tell from the next octave counts as "
-             "either). Each point in a figure is the mean over its seeds, the bars their standard deviation, a hollow "
-             "star an undecided optimum, a cross a diverged run.", "",
-             f"In all: {sum(r['trials'] for r in records)} trials, {cpu / 60:.0f} CPU-min "
-             f"(about {cpu / 120:.0f} min of wall time with `--jobs 2`).", "",
-             "## Summary", "", *summary_table(records), ""]
+             "Every claim that a CPU sweep file in `sweeps/` encodes, run on a 2-core CPU with 2 seeds at every optimum "
+             "and judged against the paper's own result.", "",
+             *summary_table(records), "",
+             f"In all: {sum(r['trials'] for r in records)} trials, {cpu / 60:.0f} CPU-min, about {cpu / 120:.0f} min of wall "
+             "time with `--jobs 2` on a quiet 2-core machine. `make results` regenerates all of it (it resumes: a finished "
+             f"trial is not run again); this page is rendered from `docs/{rel}/*.json` alone by "
+             "`python -m sweeptools.claims report`.", "",
+             "**How a verdict is reached** (`sweeptools/claims.py`). A panel's optimum *holds* when the optima of every "
+             "size lie within one octave of each other, and *drifts* when the smallest and the largest size are two octaves "
+             "apart or more. An optimum the seeds cannot tell from its neighbour on the grid may be either, and one on the "
+             "grid's edge may lie beyond it: the verdict must hold over that whole range, else it is *undecided*. Where the "
+             "paper's own rate of drift, over our smaller range of sizes, comes to less than two octaves, this scale cannot "
+             "show a drift and a held optimum is *undecided*, not a disagreement. In the figures each point is the mean over "
+             "its seeds, the bars their standard deviation, a star the optimum (hollow: undecided), a cross a diverged run.", ""]
     for r in records:
         lines += section(r)
     text = "\n".join(lines).rstrip() + "\n"
