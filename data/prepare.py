@@ -13,6 +13,7 @@ complete; a leftover temp dir (a killed prepare) is removed by the next prepare.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import errno
 import functools
@@ -319,15 +320,14 @@ def ensure_prepared(dcfg) -> Path:
 
 @cli.guard
 def main(argv=None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
-        print(__doc__.strip())
-        return
-    flags = [a for a in argv if a.startswith("-")]
-    if set(flags) - {"--force"}:
-        raise UserError(f"unknown flag {sorted(set(flags) - {'--force'})[0]}: python -m data.prepare data=... [--force]")
-    cfg = cli.compose([a for a in argv if a != "--force"])
-    prepare(cfg.data, force="--force" in flags)
+    ap = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides: data=<corpus>, data.root=..., data.name=...")
+    ap.add_argument("--force", action="store_true", help="prepare again even if the dir exists (replaced once complete)")
+    args, unknown = ap.parse_known_intermixed_args(sys.argv[1:] if argv is None else list(argv))
+    if unknown:  # one line naming the usage, as every bad input gets (argparse would print its usage block)
+        raise UserError(f"unknown flag {unknown[0]}: python -m data.prepare data=... [--force]")
+    prepare(cli.compose(args.overrides).data, force=args.force)
 
 
 if __name__ == "__main__":
