@@ -162,6 +162,8 @@ HINTS = {  # said after the rule, where the meaning of the edge is not obvious
     "train.ckpt_keep": "0: keep every checkpoint", "train.grad_clip": "0: no clipping",
     "train.diverge_factor": "a loss above diverge_factor x the first loss stops the run; .inf: never",
     "diagnostics.interval": "0: off",
+    "check.spike": "nats of probe-loss rise that mark a spike; 0 or null: off",
+    "check.seed_band": "standard errors of the slope; 0: none",
 }
 # Sizes far beyond any model or run this trainer can allocate: caught here in one line instead of
 # an allocation failure deep in torch (GPT-3 175B is width 12,288, depth 96, context 2,048).

@@ -56,15 +56,9 @@ def compose(overrides: list[str]):
         raise cli.UserError(f"check.batches={c.batches!r}: choose fresh (a new batch each step) or fixed (step 0's batch every step)")
     if c.expect not in (None, *EXPECTS):
         raise cli.UserError(f"check.expect={c.expect!r}: choose null (from param.name), {', '.join(EXPECTS)}")
-    for key in ("tolerance", "grow_min"):
-        if isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or not c[key] > 0:
-            raise cli.UserError(f"check.{key}={c[key]!r} must be a positive number")
-    spike = c.get("spike")
-    if spike is not None and (isinstance(spike, bool) or not isinstance(spike, (int, float)) or spike < 0):
-        raise cli.UserError(f"check.spike={spike!r} must be a number of nats >= 0 (a probe-loss rise that marks a spike; 0 or null: off)")
-    z = c.get("seed_band", 0.0)
-    if isinstance(z, bool) or not isinstance(z, (int, float)) or z < 0:
-        raise cli.UserError(f"check.seed_band={z!r} must be a number >= 0 (standard errors of the slope; 0: none)")
+    for key, rule, default in (("tolerance", "number > 0", None), ("grow_min", "number > 0", None),
+                               ("spike", "number >= 0 or null", None), ("seed_band", "number >= 0", 0.0)):
+        cli.check_value(f"check.{key}", c.get(key, default), rule)  # the one validator (cli.VALUES' rule language)
     n, first = int(cfg.train.steps), c.get("judge_from")
     if first is not None and (isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= n):
         raise cli.UserError(f"check.judge_from={first!r} must be null (half of train.steps) or a step in 1..{n}")
