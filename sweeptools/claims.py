@@ -219,7 +219,7 @@ def judge_panel(p: dict, points: dict, seeds: int, by: str | None = None) -> dic
     if few:
         return {**out, "measured": "undecided", "why": f"too few seeds at the optimum of {at} {few[0]}"}
     if width <= HOLD_OCTAVES + TOL:
-        return {**out, "measured": "holds", "why": f"every optimum lies within {width:.2g} octave of the others"}
+        return {**out, "measured": "holds", "why": f"every optimum lies within {width:.2g} octave{'' if width == 1 else 's'} of the others"}
     if math.isinf(width):
         edge = next(s for s in sizes if math.isinf(ranges[s][0]) or math.isinf(ranges[s][1]))
         return {**out, "measured": "undecided", "why": f"the optimum at {at} {edge} is on the grid's edge"}
