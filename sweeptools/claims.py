@@ -322,12 +322,11 @@ def size_name(by: str | None) -> str:
 
 
 def summary_table(records: list[dict], link: str = "") -> list[str]:
-    lines = ["| claim | paper | ours (optimum, smallest → largest size) | verdict |", "|---|---|---|---|"]
+    lines = ["| claim: verdict | panel: the paper | ours (optimum, smallest → largest size) | panel |", "|---|---|---|---|"]
     for r in records:
         for i, q in enumerate(r["panels"]):
-            head = f"[({r.get('letter', '')}) {r['title']}]({link}#{anchor(r)})" if i == 0 else ""
-            call = q["call"] or "(shown)"
-            lines.append(f"| {head} | {q['name']}: {q['paper']} | {ours(q, r['verdict'].get('by'))} | {call}{' — **' + r['call'] + '**' if i == 0 else ''} |")
+            head = f"[({r.get('letter', '')}) {r['title']}]({link}#{anchor(r)}): **{r['call']}**" if i == 0 else ""
+            lines.append(f"| {head} | {q['name']}: {q['paper']} | {ours(q, r['verdict'].get('by'))} | {q['call'] or '(shown)'} |")
     return lines
 
 

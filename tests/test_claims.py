@@ -131,7 +131,7 @@ def record(call="agrees", letter="a", id="c1") -> dict:
             "setting": "theirs big, ours small", "discussion": "why it came out so", "command": f"python -m sweeptools.claims run {id}",
             "overrides": [], "trials": 12, "cpu_time_s": 600.0, "figure": f"{id}.png", "call": call,
             "panels": [{"label": "param=mup", "name": "μP", "expect": "holds", "paper": "2^-7 everywhere", "measured": "holds",
-                        "why": "every optimum lies within 0 octave of the others", "call": call,
+                        "why": "every optimum lies within 0 octaves of the others", "call": call,
                         "optima": {"32": {"lr": 2.0 ** -6, "loss": 2.1, "std": 0.01, "seeds": 2, "decided": True, "edge": False},
                                    "64": {"lr": 2.0 ** -6, "loss": 1.9, "std": 0.02, "seeds": 2, "decided": False, "edge": False}}}],
             "verdict": {"x": "optim.lr", "by": "model.width", "metric": "final_val_loss"}}
@@ -145,7 +145,7 @@ def test_the_report_is_rendered_from_the_json_alone_with_the_summary_in_the_read
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{claims.README_MARKS[0]}\nold\n{claims.README_MARKS[1]}\n\nmore\n")
     text = claims.report(docs, tmp_path / "results.md", readme)
-    assert text.startswith("# The papers' claims at CPU scale") and "| claim | paper | ours" in text
+    assert text.startswith("# The papers' claims at CPU scale") and "| claim: verdict | panel: the paper | ours" in text
     assert "## (a) claim c1" in text and "## (b) claim c2" in text and "![claim c1](results/c1.png)" in text
     assert "2^-6: 1.900 ± 0.020 (undecided)" in text and "**Verdict: agrees.**" in text and "theirs big, ours small" in text
     assert "24 trials, 20 CPU-min" in text
