@@ -36,8 +36,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 import cli
 from errors import UserError
 from sweeptools import plot, results, spec, transfer
@@ -72,12 +70,7 @@ class Claim:
 
 def load(path: Path) -> Claim:
     """Read and check a claim file; every mistake is one UserError naming the fix."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a claim file is a mapping with {', '.join(KEYS)}")
+    raw = spec.read_mapping(path, f"a claim file is a mapping with {', '.join(KEYS)}")
     unknown = sorted(set(raw) - set(KEYS))
     missing = [k for k in ("title", "paper", "x", "by", "panels", "sweeps") if k not in raw]
     if unknown or missing:

@@ -63,18 +63,26 @@ class Sweep:
         return dict(o.split("=", 1) for o in self.fixed + self.extra if not o.startswith("logger="))
 
 
+def read_mapping(path: Path, shape: str, yaml_hint: str = "") -> dict:
+    """A YAML file that must hold a mapping (a sweep or a claim file): a parse error is one line
+    (with `yaml_hint` after it), another shape is one line saying `shape`."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]}){yaml_hint}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: {shape}")
+    return raw
+
+
 def load(path: str | Path, extra: list[str] = ()) -> Sweep:
     """Read and check a sweep file; every mistake is one UserError naming the fix."""
     path = Path(path)
     if not path.is_file():
         found = ", ".join(sorted(p.name for p in Path("sweeps").glob("*.yaml"))[:6])
         raise UserError(f"{path}: no such sweep file (`ls sweeps/*.yaml` lists them: {found}, ...)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]}): write `command:` as a block list (- item per line)") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a sweep file is a YAML mapping with program, method, metric, parameters and command")
+    raw = read_mapping(path, "a sweep file is a YAML mapping with program, method, metric, parameters and command",
+                       ": write `command:` as a block list (- item per line)")
     bad = engine.violations(raw)
     if bad:
         raise UserError(f"{path}: not a valid W&B sweep config: {bad[0]}")
