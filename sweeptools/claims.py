@@ -271,7 +271,7 @@ def run_claim(claim: Claim, root: Path, docs: Path, jobs: int, extra: list[str],
         rows += (run_sweep(entry, claim, root, jobs, extra, progress) if "file" in entry
                  else demo_rows(entry["demo"], demo_out, jobs, extra, ran if ran is not None else set()))
     record = judge(claim, rows)
-    cpu = sum(r["cpu_time_s"] for r in rows if isinstance(r.get("cpu_time_s"), (int, float)))
+    cpu = results.cpu_seconds(rows)
     record = {"id": claim.id, **{k: claim.raw.get(k) for k in KEYS if k not in ("panels",)},
               "command": f"python -m sweeptools.claims run {claim.id}", "overrides": list(extra),
               "trials": len(rows), "cpu_time_s": round(cpu, 1), "wall_time_s": round(time.time() - t0, 1),

@@ -35,6 +35,11 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return mean, std
 
 
+def cpu_seconds(rows: list[dict]) -> float:
+    """The trials' own CPU seconds, summed (rows that ran; `cpu_time_s` is blank for the others)."""
+    return sum(r["cpu_time_s"] for r in rows if isinstance(r.get("cpu_time_s"), (int, float)))
+
+
 def read_summary(run_dir: Path) -> dict | None:
     path = run_dir / "summary.json"
     if not path.exists():

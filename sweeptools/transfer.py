@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     v = verdict(rows, "optim.lr", "model.width", ["param"], METRIC)
     target = judge_target(v, eta, label["mup"], label["sp"])
     plot.draw(v, out / "transfer.png")
-    cpu = sum(r["cpu_time_s"] for r in rows_p + rows_m + rows_s if isinstance(r.get("cpu_time_s"), (int, float)))
+    cpu = results.cpu_seconds(rows_p + rows_m + rows_s)
     text = "\n".join([format_target(target, win, list(hp)), "", format_verdict(v), "",
                       f"{len(rows_p) + len(rows_m) + len(rows_s)} trials, {cpu / 60:.1f} CPU-min; this call {time.time() - t0:.0f} s of wall time"])
     (out / "verdict.txt").write_text(text + "\n")
