@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the CPU sweeps run)")
     ap.add_argument("--compile", action="store_true", help="torch.compile each block of both models (10-25 s per model on CPU)")
     ap.add_argument("--dist", action="store_true", help="also one process vs FSDP2 x2 (whole train.py runs of the first shape)")
-    ap.add_argument("overrides", nargs="*", help="config overrides for the project's step, e.g. +optim.fused=true")
+    ap.add_argument("overrides", nargs="*", help="config overrides for the project's step, e.g. optim.fused=false (foreach AdamW on CPU)")
     ap.add_argument("--quick", action="store_true", help="a tiny shape (64x1, context 32, batch 2), one round of 1 step")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default="bench_results")

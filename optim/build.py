@@ -78,15 +78,15 @@ def kwargs(o) -> dict:
 
 
 def speed(o, device_type: str) -> dict:
-    """optim.speed: torch's fast paths. `adam`: fused on CUDA, and on CPU with `+optim.fused=true`
+    """optim.speed: torch's fast paths. `adam`: fused on CUDA, and on CPU unless `optim.fused=false`
     (one pass over each tensor per step where foreach makes ~10: 12 ms against 83 ms per step for
-    12.6M parameters, 512 x 4, one thread, ~4% of a training step; off by default on CPU, as it
-    rounds differently in the last bit and moves a 2,000-step run's val loss by ~5e-5), else
-    foreach (one kernel per group, not per tensor). `fused`: fused on CUDA, else foreach.
-    `foreach`: foreach except on MPS. `none`: the optimizer's own loop."""
+    12.6M parameters, 512 x 4, one thread, ~4% of a training step), else foreach (one kernel per
+    group, not per tensor). The two round differently in the last bit; the CPU science sweeps
+    (experiment=cpu_transfer) keep foreach so that their published numbers reproduce bit for bit.
+    `fused`: fused on CUDA, else foreach. `foreach`: foreach except on MPS. `none`: the optimizer's own loop."""
     kind = o.get("speed", "none")
     if kind == "adam":
-        fused = device_type == "cuda" or (device_type == "cpu" and bool(o.get("fused", False)))
+        fused = device_type == "cuda" or (device_type == "cpu" and bool(o.get("fused", True)))
         return {"fused": True} if fused else {"foreach": True}
     if kind == "fused":
         return {"fused": True} if device_type == "cuda" else {"foreach": True}

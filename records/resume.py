@@ -29,6 +29,7 @@ from records.checkpoint import DamagedCheckpoint, find_resumable, latest_checkpo
 # keys that do not change what is trained (or, train.steps, only how far)
 ALLOWED = ("train.steps", "train.progress", "train.log_interval", "train.eval_interval", "train.ckpt_interval",
            "train.ckpt_keep", "train.threads", "train.device", "train.compile",
+           "optim.fused",  # torch's fused or foreach AdamW kernel: the same update, rounded differently
            "data.root")  # where the prepared data lives, not what it is (meta.json says that)
 ALLOWED_GROUPS = ("logger", "diagnostics")  # W&B or not; diagnostics only measure
 ALWAYS_NEW = ("train.resume", "dist")  # how this launch runs (DCP checkpoints reshard to any world size)

@@ -94,15 +94,17 @@ def test_a_bad_shape_is_one_line(shape, capsys):
     assert err.startswith("error: --shapes") and "\n" not in err
 
 
-def test_fused_adamw_on_cpu_only_when_asked():
-    """Fused AdamW rounds differently from foreach in the last bit: the CPU default stays foreach
-    (earlier runs reproduce bit for bit), `+optim.fused=true` opts in; CUDA is always fused."""
+def test_fused_adamw_on_cpu_by_default_and_foreach_for_the_cpu_sweeps():
+    """torch's fused AdamW on CPU unless optim.fused=false; the CPU science sweeps
+    (experiment=cpu_transfer) keep foreach, with which every published CPU sweep ran (the two
+    round differently in the last bit)."""
     from model import GPT
     from optim import build_optimizer
     from param import build_table, model_config
 
-    for extra, fused in (((), None), (("+optim.fused=true",), True)):
+    for extra, fused in (((), True), (("optim.fused=false",), None), (("experiment=cpu_transfer",), None),
+                         (("experiment=cpu_transfer", "optim.fused=true"), True)):
         cfg = bench.project_config("spectral", 64, 1, 64, 16, 2, extra)
         table = build_table(cfg, 64)
         opt = build_optimizer(cfg, GPT(model_config(cfg.model, 64), table.scales()), table, "cpu")
-        assert opt.defaults["fused"] is fused and opt.defaults["foreach"] is (None if fused else True)
+        assert opt.defaults["fused"] is fused and opt.defaults["foreach"] is (None if fused else True), extra
