@@ -372,10 +372,15 @@ def verdict_sentence(r: dict) -> str:
     return "; ".join(parts) + "." if parts else "No panel is judged."
 
 
-def report(docs: Path = DOCS_DIR, md: Path = REPORT, readme: Path | None = README) -> str:
+def report(docs: Path = DOCS_DIR, md: Path = REPORT, readme: Path | None = README, claims_dir: Path | None = CLAIMS_DIR) -> str:
+    """docs/results.md from the verdict JSON files alone; the claims of `claims_dir` that have none
+    yet are named, with the command that runs them."""
     records = load_records(docs)
     if not records:
         raise UserError(f"{docs}: no verdicts yet: run python -m sweeptools.claims run (make results)")
+    judged = {r["id"] for r in records}
+    pending = [c for c in load_all(claims_dir) if c.id not in judged] if claims_dir is not None else []
+    todo = ", ".join(f"({c.raw.get('letter', '')}) `{c.id}`" for c in pending)
     cpu = sum(r.get("cpu_time_s", 0) for r in records)
     rel = Path(docs.name)
     lines = ["# The papers' claims at CPU scale", "",
@@ -386,6 +391,7 @@ def report(docs: Path = DOCS_DIR, md: Path = REPORT, readme: Path | None = READM
              "time with `--jobs 2` on a quiet 2-core machine. `make results` regenerates all of it (it resumes: a finished "
              f"trial is not run again); this page is rendered from `docs/{rel}/*.json` alone by "
              "`python -m sweeptools.claims report`.", "",
+             *([f"Not yet run: {todo}; `python -m sweeptools.claims run <id>` runs one.", ""] if pending else []),
              "**How a verdict is reached** (`sweeptools/claims.py`). A panel's optimum *holds* when the optima of every "
              "size lie within one octave of each other, and *drifts* when the smallest and the largest size are two octaves "
              "apart or more. An optimum the seeds cannot tell from its neighbour on the grid may be either, and one on the "
@@ -433,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = [c for c in args.claims if "=" in c]
     docs, readme = Path(args.docs), None if args.no_readme else README
     if args.action == "report":
-        report(docs, Path(args.report), readme)
+        report(docs, Path(args.report), readme, Path(args.claims_dir))
         print(f"{args.report}: {len(load_records(docs))} claims")
         return
     claims = load_all(Path(args.claims_dir), ids or None)
@@ -448,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"claim {i}/{len(claims)}: {c.id}: {c.title}", file=sys.stderr)
         r = run_claim(c, Path(args.out), docs, args.jobs, extra, Path(args.demo_out), ran=ran)
         print(f"  {r['call']}: " + "; ".join(f"{q['name']} {q['measured']}" for q in r["panels"]), file=sys.stderr)
-    report(docs, Path(args.report), readme)
+    report(docs, Path(args.report), readme, Path(args.claims_dir))
     print(f"{args.report}: {len(claims)} claims run in {time.time() - t0:.0f} s")
 
 

@@ -148,7 +148,8 @@ def test_the_report_is_rendered_from_the_json_alone_with_the_summary_in_the_read
     assert text.startswith("# The papers' claims at CPU scale") and "| claim: verdict | panel: the paper | ours" in text
     assert "## (a) claim c1" in text and "## (b) claim c2" in text and "![claim c1](results/c1.png)" in text
     assert "2^-6: 1.900 ± 0.020 (undecided)" in text and "**Verdict: agrees.**" in text and "theirs big, ours small" in text
-    assert "24 trials, 20 CPU-min" in text
+    assert "24 trials, 20 CPU-min" in text and "Not yet run" not in claims.report(docs, tmp_path / "r.md", None, None)
+    assert "Not yet run: " in text and "`depth_lr`" in text  # the repository's claims that have no JSON here
     md = readme.read_text()
     assert "\nold\n" not in md and "[(a) claim c1](docs/results.md#a-claim-c1)" in md and md.endswith("\n\nmore\n")
     (docs / "c2.json").write_text("{not json")
@@ -194,6 +195,7 @@ def test_one_claim_runs_end_to_end_at_a_tiny_size_and_the_report_regenerates_fro
     assert len(list((out / "tiny").glob("*seed=2"))) < len(list((out / "tiny").glob("*seed=1")))  # only near the optima
     first = (tmp_path / "results.md").read_text()
     (tmp_path / "results.md").unlink()
-    r = run_cli("-m", "sweeptools.claims", "report", "--docs", str(docs), "--report", str(tmp_path / "results.md"), "--no-readme")
+    r = run_cli("-m", "sweeptools.claims", "report", "--claims-dir", str(folder), "--docs", str(docs),
+                "--report", str(tmp_path / "results.md"), "--no-readme")
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "results.md").read_text() == first and "## (a) tiny" in first
